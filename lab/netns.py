@@ -1,0 +1,141 @@
+"""The lab's network: one router namespace with a bridge, and one namespace per node on that bridge.
+
+Addresses (documentation ranges only; the build machine's uplink is 192.0.2.0/24, never used here):
+
+    router   br0  198.51.100.1/24    2001:db8:100::1/64
+    node i   eth0 198.51.100.(10+i)  2001:db8:100::(10+i)      VIPs 203.0.113.0/24, 2001:db8:203::/64
+
+veth pairs are created straight inside the namespaces, so the host namespace is never touched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from lab.procs import run
+
+ROUTER_IPV4 = "198.51.100.1"
+ROUTER_IPV6 = "2001:db8:100::1"
+LINK_PREFIXLEN_V4 = 24
+LINK_PREFIXLEN_V6 = 64
+
+
+def node_ipv4(index: int) -> str:
+    return f"198.51.100.{10 + index}"
+
+
+def node_ipv6(index: int) -> str:
+    return f"2001:db8:100::{10 + index}"
+
+
+@dataclass
+class Host:
+    """A namespace attached to the router's bridge."""
+
+    name: str  # namespace name, also the node's name in the lab
+    ipv4: str
+    ipv6: str
+
+
+@dataclass
+class LabNetwork:
+    """Creates and deletes the namespaces; remembers exactly which ones it made."""
+
+    prefix: str
+    router: str = ""
+    hosts: list[Host] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.prefix) > 8:
+            raise ValueError(f"namespace prefix {self.prefix!r} is longer than 8 characters")
+        self.router = self.router or f"{self.prefix}rtr"
+
+    def create_router(self) -> None:
+        """The router namespace: bridge br0, L4 ECMP hashing so flows spread over next hops."""
+        ns = self.router
+        self._add_namespace(ns)
+        run("ip", "-n", ns, "link", "add", "br0", "type", "bridge")
+        run("ip", "-n", ns, "addr", "add", f"{ROUTER_IPV4}/{LINK_PREFIXLEN_V4}", "dev", "br0")
+        run("ip", "-n", ns, "addr", "add", f"{ROUTER_IPV6}/{LINK_PREFIXLEN_V6}", "dev", "br0", "nodad")
+        run("ip", "-n", ns, "link", "set", "br0", "up")
+        for key in ("net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1"):
+            run("ip", "netns", "exec", ns, "sysctl", "-qw", key)
+
+    def add_host(self, name: str, index: int) -> Host:
+        """A namespace with eth0 on the router's bridge at the index's addresses."""
+        host = Host(name=name, ipv4=node_ipv4(index), ipv6=node_ipv6(index))
+        self._add_namespace(name)
+        veth = f"v{name}"[:15]
+        run(
+            "ip",
+            "-n",
+            self.router,
+            "link",
+            "add",
+            veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            name,
+        )
+        run("ip", "-n", self.router, "link", "set", veth, "master", "br0", "up")
+        run("ip", "-n", name, "addr", "add", f"{host.ipv4}/{LINK_PREFIXLEN_V4}", "dev", "eth0")
+        run("ip", "-n", name, "addr", "add", f"{host.ipv6}/{LINK_PREFIXLEN_V6}", "dev", "eth0", "nodad")
+        run("ip", "-n", name, "link", "set", "eth0", "up")
+        self.hosts.append(host)
+        return host
+
+    def add_address(self, netns: str, prefix: str, dev: str = "lo") -> None:
+        """Put a VIP on a node (the fast lab uses lo; the deploy uses a dummy interface)."""
+        network = ipaddress.ip_network(prefix)
+        extra = ["nodad"] if network.version == 6 else []
+        run("ip", "-n", netns, "addr", "add", prefix, "dev", dev, *extra)
+
+    def set_link(self, netns: str, dev: str, up: bool) -> None:
+        run("ip", "-n", netns, "link", "set", dev, "up" if up else "down")
+
+    def leftover_pids(self) -> dict[str, list[str]]:
+        """Processes still inside our namespaces (should be none after the supervisor stopped)."""
+        left = {}
+        for ns in self.created:
+            pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
+            if pids:
+                left[ns] = pids
+        return left
+
+    def delete(self) -> None:
+        """Delete every namespace this object created (processes must be stopped before)."""
+        for ns in reversed(self.created):
+            run("ip", "netns", "del", ns, check=False)
+        self.created.clear()
+        self.hosts.clear()
+
+    def _add_namespace(self, name: str) -> None:
+        if len(name) > 15:
+            raise ValueError(f"namespace name {name!r} is longer than 15 characters")
+        run("ip", "netns", "add", name)
+        self.created.append(name)
+        run("ip", "-n", name, "link", "set", "lo", "up")
+
+
+def netns_available() -> tuple[bool, str]:
+    """Whether this process may create namespaces; the reason when it may not (for pytest skips)."""
+    import os
+    import uuid
+
+    if os.geteuid() != 0:
+        return False, "needs root (network namespaces)"
+    probe = f"oprobe{uuid.uuid4().hex[:6]}"
+    try:
+        result = run("ip", "netns", "add", probe, check=False)
+    except FileNotFoundError:
+        return False, "`ip` (iproute2) is not installed"
+    if result.returncode != 0:
+        return False, f"`ip netns add` fails here: {result.stderr.strip()}"
+    run("ip", "netns", "del", probe, check=False)
+    return True, ""

@@ -1,0 +1,252 @@
+"""The site router the nodes peer with: BIRD 2 or FRR, ECMP into the router namespace's kernel FIB.
+
+The kernel FIB is the truth a user cares about (it is what forwards packets), so tests read next hops
+from `ip route`, not from the BGP daemon. Both routers listen for one IPv4 and one IPv6 session per node
+and run short timers (hold 3 s, the protocol minimum) so that a frozen node is noticed in seconds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from lab.netns import ROUTER_IPV4, ROUTER_IPV6
+from lab.procs import Supervisor, run, wait_for
+
+ROUTER_ASN = 65000
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A node as the router sees it."""
+
+    name: str
+    ipv4: str
+    ipv6: str
+    asn: int
+    bfd: bool = False
+
+
+class Router(Protocol):
+    netns: str
+
+    def start(self) -> None: ...
+
+    def established(self) -> set[str]:
+        """Addresses of the peers whose BGP session is up."""
+        ...
+
+
+def fib_nexthops(netns: str, prefix: str) -> list[str]:
+    """Next hops of `prefix` in the namespace's kernel FIB (empty when there is no route)."""
+    family = "-6" if ipaddress.ip_network(prefix).version == 6 else "-4"
+    out = run("ip", "-n", netns, "-j", family, "route", "show", "exact", prefix, check=False).stdout
+    try:
+        routes = json.loads(out or "[]")
+    except json.JSONDecodeError:
+        return []
+    hops: list[str] = []
+    for route in routes:
+        if "gateway" in route:
+            hops.append(route["gateway"])
+        hops.extend(hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop)
+    return sorted(hops)
+
+
+BIRD_CONF = """\
+# BIRD 2 lab router (netns {netns})
+log "{workdir}/bird.log" all;
+router id {router_id};
+protocol device {{ scan time 10; }}
+protocol kernel kernel4 {{ ipv4 {{ import none; export all; }}; merge paths yes; learn no; }}
+protocol kernel kernel6 {{ ipv6 {{ import none; export all; }}; merge paths yes; learn no; }}
+{bfd}
+template bgp nodes {{
+  local as {asn};
+  hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 2;
+  graceful restart off;
+}}
+{protocols}
+"""
+
+BIRD_BFD = """protocol bfd {
+  interface "br0" { min rx interval 50 ms; min tx interval 50 ms; multiplier 3; };
+}"""
+
+
+class BirdRouter:
+    """BIRD 2 in the router namespace, `bird -f` as a supervised child, queried through `birdc`."""
+
+    def __init__(
+        self, netns: str, workdir: Path, supervisor: Supervisor, peers: list[Peer], asn: int = ROUTER_ASN
+    ) -> None:
+        self.netns = netns
+        self.workdir = workdir
+        self.supervisor = supervisor
+        self.peers = peers
+        self.asn = asn
+        self.control = workdir / "bird.ctl"
+
+    def config(self) -> str:
+        protocols = []
+        for peer in self.peers:
+            bfd = " bfd on;" if peer.bfd else ""
+            protocols.append(
+                f"protocol bgp {peer.name}_v4 from nodes {{ local {ROUTER_IPV4}; "
+                f"neighbor {peer.ipv4} as {peer.asn};{bfd} ipv4 {{ import all; export none; }}; }}"
+            )
+            protocols.append(
+                f"protocol bgp {peer.name}_v6 from nodes {{ local {ROUTER_IPV6}; "
+                f"neighbor {peer.ipv6} as {peer.asn};{bfd} ipv6 {{ import all; export none; }}; }}"
+            )
+        return BIRD_CONF.format(
+            netns=self.netns,
+            workdir=self.workdir,
+            router_id=ROUTER_IPV4,
+            asn=self.asn,
+            bfd=BIRD_BFD if any(p.bfd for p in self.peers) else "",
+            protocols="\n".join(protocols),
+        )
+
+    def start(self) -> None:
+        conf = self.workdir / "bird.conf"
+        conf.write_text(self.config())
+        run("bird", "-p", "-c", str(conf))
+        self.supervisor.start("bird", ["bird", "-f", "-c", str(conf), "-s", str(self.control)], netns=self.netns)
+        wait_for(self.control.exists, timeout=5, what="BIRD control socket")
+
+    def birdc(self, *args: str) -> str:
+        return run("birdc", "-s", str(self.control), *args, check=False).stdout
+
+    def established(self) -> set[str]:
+        up = set()
+        for line in self.birdc("show", "protocols").splitlines():
+            fields = line.split()
+            if len(fields) >= 6 and fields[1] == "BGP" and fields[5] == "Established":
+                peer = self._peer_of(fields[0])
+                if peer:
+                    up.add(peer)
+        return up
+
+    def _peer_of(self, protocol: str) -> str | None:
+        for peer in self.peers:
+            if protocol == f"{peer.name}_v4":
+                return peer.ipv4
+            if protocol == f"{peer.name}_v6":
+                return peer.ipv6
+        return None
+
+
+FRR_CONF = """\
+frr defaults traditional
+hostname {netns}
+log file {workdir}/frr.log informational
+!
+bfd
+ profile fast
+  receive-interval 50
+  transmit-interval 50
+  detect-multiplier 3
+ exit
+exit
+!
+router bgp {asn}
+ bgp router-id {router_id}
+ bgp log-neighbor-changes
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+ no bgp graceful-restart
+ timers bgp 1 3
+{neighbors}
+ address-family ipv4 unicast
+  maximum-paths 8
+{activate4}
+ exit-address-family
+ address-family ipv6 unicast
+  maximum-paths 8
+{activate6}
+ exit-address-family
+exit
+"""
+
+
+class FrrRouter:
+    """FRR 8 (zebra, bgpd, bfdd) in the router namespace, daemons in the foreground as user frr."""
+
+    DAEMONS = ("zebra", "bgpd", "bfdd")
+
+    def __init__(
+        self, netns: str, workdir: Path, supervisor: Supervisor, peers: list[Peer], asn: int = ROUTER_ASN
+    ) -> None:
+        self.netns = netns
+        self.workdir = workdir
+        self.supervisor = supervisor
+        self.peers = peers
+        self.asn = asn
+        self.rundir = workdir / "frr"
+
+    def config(self) -> str:
+        neighbors, act4, act6 = [], [], []
+        for peer in self.peers:
+            for address in (peer.ipv4, peer.ipv6):
+                neighbors.append(f" neighbor {address} remote-as {peer.asn}")
+                neighbors.append(f" neighbor {address} timers 1 3")
+                neighbors.append(f" neighbor {address} timers connect 1")
+                if peer.bfd:
+                    neighbors.append(f" neighbor {address} bfd profile fast")
+            act4.append(f"  neighbor {peer.ipv4} activate")
+            act6.append(f"  neighbor {peer.ipv6} activate")
+        return FRR_CONF.format(
+            netns=self.netns,
+            workdir=self.rundir,
+            asn=self.asn,
+            router_id=ROUTER_IPV4,
+            neighbors="\n".join(neighbors),
+            activate4="\n".join(act4),
+            activate6="\n".join(act6),
+        )
+
+    def start(self) -> None:
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.rundir, "frr", "frr")
+        common = ["--vty_socket", str(self.rundir), "-z", f"{self.rundir}/zserv.api", "-P", "0"]
+        common += ["-f", "/dev/null"]
+        zserv = self.rundir / "zserv.api"
+        for daemon in self.DAEMONS:
+            self.supervisor.start(
+                f"frr-{daemon}",
+                [f"/usr/lib/frr/{daemon}", *common, "-i", f"{self.rundir}/{daemon}.pid"],
+                netns=self.netns,
+            )
+            if daemon == "zebra":
+                wait_for(zserv.exists, timeout=5, what="FRR zebra socket")
+        wait_for(
+            lambda: all((self.rundir / f"{d}.vty").exists() for d in self.DAEMONS),
+            timeout=5,
+            what="FRR vty sockets",
+        )
+        conf = self.rundir / "frr.conf"
+        conf.write_text(self.config())
+        run("vtysh", "--vty_socket", str(self.rundir), "-f", str(conf))
+
+    def vtysh(self, *commands: str) -> str:
+        argv = ["vtysh", "--vty_socket", str(self.rundir)]
+        for command in commands:
+            argv += ["-c", command]
+        return run(*argv, check=False).stdout
+
+    def established(self) -> set[str]:
+        up = set()
+        for family in ("ipv4", "ipv6"):
+            try:
+                summary = json.loads(self.vtysh(f"show bgp {family} unicast summary json") or "{}")
+            except json.JSONDecodeError:
+                continue
+            for address, info in summary.get("peers", {}).items():
+                if info.get("state") == "Established":
+                    up.add(address)
+        return up

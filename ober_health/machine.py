@@ -1,0 +1,75 @@
+"""The per-VIP decision: announce after `rise` good checks, withdraw after `fall` bad ones.
+
+Pure logic, no I/O and no clock of its own, so every transition is unit-testable. The machine only says
+*when* the route must change; the caller turns that into an ExaBGP line. A VIP starts withdrawn (nothing is
+announced before it has proven itself `rise` times), and a drain withdraws at once: a planned drain must
+not wait for `fall` bad checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Route(Enum):
+    WITHDRAWN = "withdrawn"
+    ANNOUNCED = "announced"
+
+
+class Change(Enum):
+    ANNOUNCE = "announce"
+    WITHDRAW = "withdraw"
+
+
+@dataclass
+class VipMachine:
+    """Hysteresis for one VIP. `observe` returns the route change to make now, if any."""
+
+    rise: int
+    fall: int
+    route: Route = Route.WITHDRAWN
+    good_streak: int = 0
+    bad_streak: int = 0
+    since: float = 0.0
+    announces: int = 0
+    withdraws: int = 0
+    last_ok: bool | None = None
+    last_reason: str = "not checked yet"
+    last_checked: float = 0.0
+    drained: bool = False
+
+    def observe(self, ok: bool, reason: str, now: float, drained: bool = False) -> Change | None:
+        """Feed one check result. `drained` (maintenance) forces the VIP down regardless of `ok`."""
+        self.last_ok, self.last_reason, self.last_checked, self.drained = ok, reason, now, drained
+        if ok:
+            self.good_streak += 1
+            self.bad_streak = 0
+        else:
+            self.bad_streak += 1
+            self.good_streak = 0
+        if drained:
+            # a drain that ends must not announce at once: the node proves itself `rise` times again
+            self.good_streak = 0
+            return self._move(Route.WITHDRAWN, now)
+        if self.route is Route.WITHDRAWN and self.good_streak >= self.rise:
+            return self._move(Route.ANNOUNCED, now)
+        if self.route is Route.ANNOUNCED and self.bad_streak >= self.fall:
+            return self._move(Route.WITHDRAWN, now)
+        return None
+
+    def force_withdrawn(self, now: float) -> Change | None:
+        """Withdraw now (shutdown); returns WITHDRAW only if the route was announced."""
+        self.good_streak = 0
+        return self._move(Route.WITHDRAWN, now)
+
+    def _move(self, target: Route, now: float) -> Change | None:
+        if self.route is target:
+            return None
+        self.route = target
+        self.since = now
+        if target is Route.ANNOUNCED:
+            self.announces += 1
+            return Change.ANNOUNCE
+        self.withdraws += 1
+        return Change.WITHDRAW
