@@ -10,7 +10,11 @@ veth pairs are created straight inside the namespaces, so the host namespace is 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
+import signal
+import time
 from dataclasses import dataclass, field
 
 from lab.procs import run
@@ -67,6 +71,8 @@ class LabNetwork:
         """A namespace with eth0 on the router's bridge at the index's addresses."""
         host = Host(name=name, ipv4=node_ipv4(index), ipv6=node_ipv6(index))
         self._add_namespace(name)
+        # a link that goes down and up (a cable pull) must keep its IPv6 address, as on a real host
+        run("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.keep_addr_on_down=1")
         veth = f"v{name}"[:15]
         run(
             "ip",
@@ -108,6 +114,21 @@ class LabNetwork:
                 left[ns] = pids
         return left
 
+    def kill_leftovers(self, timeout: float = 1.0) -> dict[str, list[str]]:
+        """SIGKILL whatever still runs in our namespaces (only our processes' descendants can be there).
+
+        Returns what was found, so a caller can report a teardown that needed it.
+        """
+        left = self.leftover_pids()
+        for pids in left.values():
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while self.leftover_pids() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return left
+
     def delete(self) -> None:
         """Delete every namespace this object created (processes must be stopped before)."""
         for ns in reversed(self.created):
@@ -125,7 +146,6 @@ class LabNetwork:
 
 def netns_available() -> tuple[bool, str]:
     """Whether this process may create namespaces; the reason when it may not (for pytest skips)."""
-    import os
     import uuid
 
     if os.geteuid() != 0:

@@ -49,9 +49,13 @@ class Supervisor:
     def pid(self, name: str) -> int:
         return self.procs[name].pid
 
-    def signal(self, name: str, sig: signal.Signals) -> None:
+    def kill(self, name: str, sig: signal.Signals) -> None:
         """Send `sig` to the named process only (not its group): what `kill -SIG PID` does."""
         os.kill(self.procs[name].pid, sig)
+
+    def signal_group(self, name: str, sig: signal.Signals) -> None:
+        """Send `sig` to the process and everything it started (HAProxy's master and workers)."""
+        os.killpg(self.procs[name].pid, sig)
 
     def stop(self, name: str, timeout: float = 3.0) -> None:
         """SIGTERM the process group, SIGKILL it after `timeout`, and reap it."""

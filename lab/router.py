@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +36,10 @@ class Router(Protocol):
     netns: str
 
     def start(self) -> None: ...
+
+    def cleanup(self) -> None:
+        """Remove what start() made outside the workdir (after the daemons are stopped)."""
+        ...
 
     def established(self) -> set[str]:
         """Addresses of the peers whose BGP session is up."""
@@ -119,6 +124,9 @@ class BirdRouter:
         self.supervisor.start("bird", ["bird", "-f", "-c", str(conf), "-s", str(self.control)], netns=self.netns)
         wait_for(self.control.exists, timeout=5, what="BIRD control socket")
 
+    def cleanup(self) -> None:
+        pass  # everything BIRD writes is in the workdir
+
     def birdc(self, *args: str) -> str:
         return run("birdc", "-s", str(self.control), *args, check=False).stdout
 
@@ -159,7 +167,6 @@ router bgp {asn}
  bgp log-neighbor-changes
  no bgp ebgp-requires-policy
  no bgp default ipv4-unicast
- no bgp graceful-restart
  timers bgp 1 3
 {neighbors}
  address-family ipv4 unicast
@@ -187,7 +194,8 @@ class FrrRouter:
         self.supervisor = supervisor
         self.peers = peers
         self.asn = asn
-        self.rundir = workdir / "frr"
+        # FRR drops to user frr, which cannot enter a 0700 workdir (pytest's tmp tree): own dir under /tmp
+        self.rundir = Path(tempfile.mkdtemp(prefix=f"ober-frr-{netns}-"))
 
     def config(self) -> str:
         neighbors, act4, act6 = [], [], []
@@ -211,7 +219,6 @@ class FrrRouter:
         )
 
     def start(self) -> None:
-        self.rundir.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.rundir, "frr", "frr")
         common = ["--vty_socket", str(self.rundir), "-z", f"{self.rundir}/zserv.api", "-P", "0"]
         common += ["-f", "/dev/null"]
@@ -232,6 +239,12 @@ class FrrRouter:
         conf = self.rundir / "frr.conf"
         conf.write_text(self.config())
         run("vtysh", "--vty_socket", str(self.rundir), "-f", str(conf))
+
+    def cleanup(self) -> None:
+        log = self.rundir / "frr.log"
+        if log.exists():
+            shutil.copy(log, self.workdir / "frr.log")
+        shutil.rmtree(self.rundir, ignore_errors=True)
 
     def vtysh(self, *commands: str) -> str:
         argv = ["vtysh", "--vty_socket", str(self.rundir)]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import Any
 
 import requests
 
@@ -88,6 +88,7 @@ class HealthProgram:
         self.loops = 0
         self.drain_reason = ""
         self.stopping = False
+        self.exabgp_stopping = False  # ExaBGP said `shutdown`: it reads no more commands, expect no acks
 
     # ---- output
     def emit(self, line: str) -> None:
@@ -200,15 +201,24 @@ class HealthProgram:
             log.warning("BGP session with %s down: %s", event.neighbor, event.text)
         elif event.kind is EventKind.SHUTDOWN:
             log.info("ExaBGP is shutting down")
+            self.exabgp_stopping = True
             self.stopping = True
 
-    def read_stdin(self, stream: BinaryIO) -> None:
-        """Drain ExaBGP's replies for ever (it blocks writing them otherwise); EOF: ExaBGP is gone."""
-        for raw in iter(stream.readline, b""):
-            try:
-                self.handle_line(raw)
-            except Exception:  # a bad line must never stop the reader: ExaBGP would block on us
-                log.exception("could not handle line from ExaBGP: %r", raw[:200])
+    def read_stdin(self, fd: int = 0) -> None:
+        """Drain ExaBGP's replies for ever (it blocks writing them otherwise); EOF: ExaBGP is gone.
+
+        Raw `os.read`, not `sys.stdin`: a daemon thread blocked inside a buffered reader holds its lock and
+        makes the interpreter abort at exit.
+        """
+        pending = b""
+        while chunk := os.read(fd, 65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                try:
+                    self.handle_line(raw)
+                except Exception:  # a bad line must never stop the reader: ExaBGP would block on us
+                    log.exception("could not handle line from ExaBGP: %r", raw[:200])
         log.warning("stdin closed: ExaBGP is gone, exiting")
         os._exit(0)
 
@@ -221,7 +231,8 @@ class HealthProgram:
             if machine.force_withdrawn(now) is not None:
                 self.emit(withdraw_line(self.vips[prefix]))
                 log.warning("%s withdrawn: %s", prefix, why)
-        if not self.acks.wait_all(self.health.shutdown_ack_timeout):
+        ack_timeout = 0.0 if self.exabgp_stopping else self.health.shutdown_ack_timeout
+        if not self.acks.wait_all(ack_timeout) and ack_timeout:
             log.warning("ExaBGP did not acknowledge every withdraw in %.1fs", self.health.shutdown_ack_timeout)
         self.write_state()
 
@@ -273,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     program = HealthProgram(config)
     stop = threading.Event()
     _install_signal_handlers(program, stop)
-    reader = threading.Thread(target=program.read_stdin, args=(sys.stdin.buffer,), daemon=True)
+    reader = threading.Thread(target=program.read_stdin, daemon=True)
     reader.start()
     log.info(
         "started: %d VIP(s), interval %gs, rise %d, fall %d",

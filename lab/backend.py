@@ -1,0 +1,44 @@
+"""A stand-in for one RGW daemon: answers every GET with its name, so a client sees which node served it.
+
+python -m lab.backend --port 8080 --name node1/rgw1
+"""
+
+from __future__ import annotations
+
+import argparse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def serve(host: str, port: int, name: str) -> None:
+    body = f"{name}\n".encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_HEAD = do_GET
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # HAProxy checks every 500 ms: keep the lab logs readable
+
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer((host, port), Handler).serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", required=True)
+    args = parser.parse_args()
+    serve(args.host, args.port, args.name)
+
+
+if __name__ == "__main__":
+    main()

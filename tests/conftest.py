@@ -1,0 +1,31 @@
+"""Shared fixtures: lab tests skip with a clear reason where namespaces cannot be made."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from lab.netns import netns_available
+
+_counter = itertools.count(1)
+
+
+def unique_prefix(kind: str = "t") -> str:
+    """Namespace prefix unique to this process and call (<= 8 chars), so parallel runs never collide."""
+    return f"{kind}{os.getpid() % 100000}{next(_counter) % 100}"[:8]
+
+
+@pytest.fixture(scope="session")
+def netns_ok() -> None:
+    ok, reason = netns_available()
+    if not ok:
+        pytest.skip(f"lab test skipped: {reason}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/lab is a `lab` test, and needs namespaces."""
+    for item in items:
+        if "tests/lab/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.lab)
