@@ -1,0 +1,146 @@
+"""How fast a failed node leaves the router's FIB, and what the health program costs. Prints figures.
+
+    .venv/bin/python -m bench.failover [--runs 20] [--hold-runs 5] [--soak 60]
+
+Scenarios, each repeated on the fast lab (BIRD router, 2 nodes, default health settings):
+  haproxy-kill   SIGKILL of node 1's HAProxy -> node 1's next hop gone from the router's kernel FIB
+                 (ober-health notices within `fall` checks and withdraws)
+  haproxy-stop   SIGSTOP of node 1's HAProxy (hung, not dead) -> next hop gone (each check times out)
+  link-cut       node 1's link cut (no FIN): only BGP's hold timer (3 s, the minimum) can notice.
+                 This is what a setup without a health program gets at best; the ratio says what ober buys.
+  soak           CPU and RSS of one ober-health process over --soak seconds of steady checking.
+Times are from the signal to the FIB change, polled every 2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lab.fastlab import FastLab
+from lab.procs import run
+
+VIP = "203.0.113.10/32"
+CLOCK_TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    low, high = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def summary(name: str, values: list[float]) -> str:
+    ms = [1000 * v for v in values]
+    return (
+        f"{name:<13} n={len(ms):<3} p50 {percentile(ms, 50):7.1f} ms  p90 {percentile(ms, 90):7.1f} ms  "
+        f"p99 {percentile(ms, 99):7.1f} ms  min {min(ms):7.1f}  max {max(ms):7.1f}  "
+        f"stdev {statistics.pstdev(ms):6.1f}"
+    )
+
+
+def time_until_gone(lab: FastLab, node: str, fail: Callable[[], None]) -> float:
+    ip = lab.nodes[node].host.ipv4
+    started = time.monotonic()
+    fail()
+    while ip in lab.nexthops(VIP):
+        if time.monotonic() - started > 15:
+            raise TimeoutError(f"{node}'s next hop still there after 15 s")
+        time.sleep(0.002)
+    return time.monotonic() - started
+
+
+def bench_haproxy(lab: FastLab, runs: int, sig: signal.Signals) -> list[float]:
+    node = next(iter(lab.nodes))
+    proc = lab.nodes[node].proc("haproxy")
+    figures = []
+    for _ in range(runs):
+        figures.append(time_until_gone(lab, node, lambda: lab.supervisor.signal_group(proc, sig)))
+        if sig == signal.SIGSTOP:
+            lab.supervisor.signal_group(proc, signal.SIGCONT)
+        else:
+            lab.supervisor.procs[proc].wait(timeout=5)
+            lab.nodes[node].start_haproxy()
+        lab.wait_nexthops(VIP, lab.node_ips(VIP), timeout=15)
+        time.sleep(0.3)  # let HAProxy's own backend checks settle before the next run
+    return figures
+
+
+def bench_link_cut(lab: FastLab, runs: int) -> list[float]:
+    node = next(iter(lab.nodes))
+    figures = []
+    for _ in range(runs):
+        figures.append(time_until_gone(lab, node, lambda: lab.network.set_link(node, "eth0", up=False)))
+        lab.network.set_link(node, "eth0", up=True)
+        lab.wait_nexthops(VIP, lab.node_ips(VIP), timeout=30)
+    return figures
+
+
+def health_pid(lab: FastLab, node: str) -> int:
+    pids = run("ip", "netns", "pids", node).stdout.split()
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"ober-health" in cmdline and b"exabgp" not in cmdline.split(b" ")[0]:
+            return int(pid)
+    raise RuntimeError(f"no ober-health process in {node}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def soak(lab: FastLab, seconds: float) -> str:
+    node = next(iter(lab.nodes))
+    pid = health_pid(lab, node)
+    cpu0, t0, rss0 = cpu_seconds(pid), time.monotonic(), rss_mib(pid)
+    samples = []
+    while time.monotonic() - t0 < seconds:
+        time.sleep(min(5.0, seconds / 4))
+        samples.append(rss_mib(pid))
+    used = cpu_seconds(pid) - cpu0
+    elapsed = time.monotonic() - t0
+    loops = seconds / 0.2
+    return (
+        f"soak          {elapsed:.0f}s: CPU {100 * used / elapsed:.2f}% of one core "
+        f"({1000 * used / loops:.2f} ms per check loop), RSS {rss0:.1f} MiB at start, "
+        f"{max(samples):.1f} MiB max, {samples[-1]:.1f} MiB at end"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--hold-runs", type=int, default=5)
+    parser.add_argument("--soak", type=float, default=60.0)
+    args = parser.parse_args()
+    with FastLab(Path(tempfile.mkdtemp(prefix="ober-bench-")), prefix="bench") as lab:
+        print(f"lab up in {lab.timings['routes']:.2f}s; health interval 0.2 s, timeout 0.5 s, rise 3, fall 2")
+        kill = bench_haproxy(lab, args.runs, signal.SIGKILL)
+        print(summary("haproxy-kill", kill), flush=True)
+        stop = bench_haproxy(lab, max(3, args.runs // 4), signal.SIGSTOP)
+        print(summary("haproxy-stop", stop), flush=True)
+        if args.hold_runs:
+            cut = bench_link_cut(lab, args.hold_runs)
+            print(summary("link-cut", cut), flush=True)
+            ratio = statistics.median(cut) / statistics.median(kill)
+            print(f"ratio         hold-timer detection / ober-health detection (p50): {ratio:.1f}x")
+        if args.soak:
+            print(soak(lab, args.soak), flush=True)
+
+
+if __name__ == "__main__":
+    main()
