@@ -1,0 +1,285 @@
+"""One fleet node: a Debian root filesystem booted with systemd (`systemd-nspawn --boot`) in a lab namespace.
+
+The node runs what a production ingress node runs (systemd as PID 1, sshd, the units the deploy writes with
+their BindsTo=/Restart=/WatchdogSec=), so pyinfra reaches it over SSH exactly as an operator's laptop reaches
+a real node. The node shares the network namespace `LabNetwork.add_host` made: eth0 already carries its
+addresses, and nothing inside the image manages interfaces (no networkd, no ifupdown), so they stay.
+
+SSH goes from a controller namespace on the same bridge (`ip netns exec CTL ssh ...`), never from the host
+namespace, which has no lab address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from lab.netns import Host
+from lab.procs import Supervisor, run, wait_for
+from lab.rootfs import copy_rootfs, remove_rootfs
+
+RGW_PORT = 7480  # the stand-in answers where radosgw listens by default
+
+# The RGW stand-in: installed by the lab (not the production deploy), answers GET with the node's hostname.
+RGW_STANDIN = """\
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BODY = (socket.gethostname() + "\\n").encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    do_HEAD = do_GET
+
+    def log_message(self, format, *args):
+        pass
+
+
+ThreadingHTTPServer.allow_reuse_address = True
+ThreadingHTTPServer(("127.0.0.1", {port}), Handler).serve_forever()
+"""
+
+RGW_UNIT = """\
+[Unit]
+Description=Lab stand-in for a Ceph RGW daemon (answers with the hostname)
+After=network.target
+
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/lib/ober-lab/rgw_standin.py
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+SSH_OPTIONS = (
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=3",
+)
+
+
+def make_lab_key(workdir: Path) -> Path:
+    """A fresh ed25519 key pair for this lab (private key path returned); never reused across labs."""
+    key = workdir / "lab_key"
+    if not key.exists():
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ober-lab", "-f", str(key))
+    return key
+
+
+class NspawnNode:
+    """A booted systemd node. `prepare()` → `boot()` → `wait_running()`; `poweroff()` ends it, `remove()` cleans up."""
+
+    def __init__(self, host: Host, workdir: Path, supervisor: Supervisor, controller: str, key: Path) -> None:
+        self.host = host
+        self.name = host.name
+        self.workdir = workdir  # the node's rootfs copy lives at workdir/root
+        self.root = workdir / "root"
+        self.supervisor = supervisor
+        self.controller = controller  # namespace SSH runs from
+        self.key = key
+        self.proc_name = f"{self.name}-nspawn"
+        self.powered_cut = False
+        self.cgroup_name = f"ober-lab-{self.name}"
+
+    # ---- lifecycle
+    def prepare(self) -> None:
+        """Unpack the node's own rootfs copy and give it its identity: hostname, machine-id, keys, RGW stand-in."""
+        copy_rootfs(self.root)
+        (self.root / "etc/hostname").write_text(f"{self.name}\n")
+        (self.root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n::1 localhost\n")
+        (self.root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+        run("ssh-keygen", "-A", "-f", str(self.root))  # this node's own SSH host keys
+        ssh_dir = self.root / "root/.ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        authorized = ssh_dir / "authorized_keys"
+        authorized.write_text(Path(f"{self.key}.pub").read_text())
+        authorized.chmod(0o600)
+        standin = self.root / "usr/local/lib/ober-lab"
+        standin.mkdir(parents=True, exist_ok=True)
+        (standin / "rgw_standin.py").write_text(RGW_STANDIN.format(port=RGW_PORT))
+        unit = self.root / "etc/systemd/system/ober-lab-rgw.service"
+        unit.write_text(RGW_UNIT)
+        wants = self.root / "etc/systemd/system/multi-user.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        link = wants / "ober-lab-rgw.service"
+        if not link.is_symlink():
+            link.symlink_to("/etc/systemd/system/ober-lab-rgw.service")
+
+    def boot(self) -> None:
+        """Start systemd-nspawn in the foreground as a supervised child; the console goes to `<name>-nspawn.log`."""
+        self.supervisor.start(
+            self.proc_name,
+            [
+                *self._own_cgroup_prefix(),
+                "systemd-nspawn",
+                "--boot",
+                "--register=no",  # no machined here (and none needed)
+                "--keep-unit",
+                f"--network-namespace-path=/run/netns/{self.name}",
+                f"--machine={self.name}",
+                "--console=read-only",
+                "--resolv-conf=off",
+                "--timezone=off",
+                "--link-journal=no",
+                "-D",
+                str(self.root),
+            ],
+        )
+
+    def _own_cgroup_prefix(self) -> list[str]:
+        """Command prefix that puts nspawn into a cgroup of its own before it starts.
+
+        With --keep-unit nspawn puts the node under `<its own cgroup>/payload`. Two nodes started from the
+        same cgroup would share that tree, and one node's systemd stopping `haproxy.service` would kill the
+        other node's HAProxy too. On a systemd host a transient scope gives each node its own; elsewhere
+        (this build machine: no systemd as PID 1) we make the cgroup by hand in each hierarchy.
+        """
+        if Path("/run/systemd/system").exists() and shutil.which("systemd-run"):
+            return ["systemd-run", "--scope", "--quiet", f"--unit={self.cgroup_name}", "-p", "Delegate=yes", "--"]
+        dirs = " ".join(str(h / self.cgroup_name) for h in _cgroup_hierarchies())
+        if not dirs:
+            return []
+        script = f'for d in {dirs}; do mkdir -p "$d" && echo $$ > "$d/cgroup.procs" || exit 1; done; exec "$@"'
+        return ["sh", "-c", script, "ober-lab-cgroup"]
+
+    def wait_running(self, timeout: float = 90.0) -> float:
+        """Seconds until systemd in the node reports the boot finished (running, or degraded)."""
+
+        def booted() -> bool:
+            if self.supervisor.procs[self.proc_name].poll() is not None:
+                raise RuntimeError(f"{self.name}: systemd-nspawn exited; see {self.proc_name}.log")
+            state = self.ssh("systemctl", "is-system-running", check=False, timeout=5).stdout.strip()
+            return state in ("running", "degraded")
+
+        return wait_for(booted, timeout=timeout, what=f"{self.name} to boot (ssh + systemd)", interval=0.3)
+
+    def poweroff(self, timeout: float = 30.0) -> None:
+        """Clean shutdown: SIGTERM to nspawn makes it send SIGRTMIN+3 to the node's systemd (an orderly
+        poweroff); after `timeout` the node is killed."""
+        proc = self.supervisor.procs.get(self.proc_name)
+        if proc is None:
+            return
+        if self.powered_cut:
+            self.power_restore()
+        self.supervisor.stop(self.proc_name, timeout=timeout)
+        self.remove_cgroups()
+
+    def remove(self) -> None:
+        """Delete the node's rootfs copy (after it is powered off)."""
+        if self.root.exists():
+            remove_rootfs(self.root)
+
+    # ---- what tests do to a node
+    def ssh_argv(self, *command: str) -> list[str]:
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.controller,
+            "ssh",
+            "-i",
+            str(self.key),
+            *SSH_OPTIONS,
+            f"root@{self.host.ipv4}",
+            "--",
+            *command,
+        ]
+
+    def ssh(self, *command: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """Run a command on the node as root over SSH (what an operator does)."""
+        try:
+            result = subprocess.run(
+                self.ssh_argv(*command), capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as error:
+            if check:
+                raise RuntimeError(f"{self.name}: `{' '.join(command)}` timed out after {timeout}s") from error
+            return subprocess.CompletedProcess(command, 255, "", "timeout")
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"{self.name}: `{' '.join(command)}` failed ({result.returncode}): {result.stderr.strip()}"
+            )
+        return result
+
+    def cgroup(self) -> Path | None:
+        """The cgroup v2 directory holding the whole node (its systemd and every unit below it)."""
+        for hierarchy in _cgroup_hierarchies():
+            if (hierarchy / "cgroup.freeze").exists() or (hierarchy / "cgroup.controllers").exists():
+                group = hierarchy / self.cgroup_name
+                return group if group.exists() else None
+        return None
+
+    def remove_cgroups(self) -> None:
+        """Remove the node's hand-made cgroups (empty once nspawn is gone; nspawn removes its own sub-groups)."""
+        for hierarchy in _cgroup_hierarchies():
+            group = hierarchy / self.cgroup_name
+            for sub in sorted(group.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+
+    def power_cut(self) -> None:
+        """Emulate a power loss: the node stops executing and its link goes dark, with no FIN, no Cease, no
+        BFD 'down' sent. (SIGKILL of nspawn would close the node's TCP sockets cleanly: not a power cut.)"""
+        group = self.cgroup()
+        if group is None or not (group / "cgroup.freeze").exists():
+            raise RuntimeError(f"{self.name}: no cgroup v2 freezer for the node; cannot emulate a power cut")
+        (group / "cgroup.freeze").write_text("1")
+        run("ip", "-n", self.name, "link", "set", "eth0", "down")
+        self.powered_cut = True
+
+    def power_restore(self) -> None:
+        """Undo `power_cut` (the node resumes where it froze; its BGP sessions then re-establish)."""
+        run("ip", "-n", self.name, "link", "set", "eth0", "up")
+        group = self.cgroup()
+        if group is not None and (group / "cgroup.freeze").exists():
+            (group / "cgroup.freeze").write_text("0")
+        self.powered_cut = False
+
+
+def _cgroup_hierarchies() -> list[Path]:
+    """Where to make a node's cgroup: the v2 tree (pure or hybrid) and, on hybrid hosts, the name=systemd tree."""
+    base = Path("/sys/fs/cgroup")
+    if (base / "cgroup.controllers").exists():  # pure cgroup v2
+        return [base]
+    return [h for h in (base / "systemd", base / "unified") if h.is_dir()]
+
+
+def requirements_missing() -> str:
+    """Why booted nodes cannot run here ('' when they can): for clear pytest skips and the demo's error."""
+    if os.geteuid() != 0:
+        return "needs root (namespaces, systemd-nspawn)"
+    for tool, package in (
+        ("systemd-nspawn", "systemd-container"),
+        ("debootstrap", "debootstrap"),
+        ("zstd", "zstd"),
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+    ):
+        if shutil.which(tool) is None:
+            return f"`{tool}` not found (apt-get install {package})"
+    return ""
+
+
+__all__ = ["RGW_PORT", "NspawnNode", "make_lab_key", "requirements_missing"]
