@@ -79,6 +79,9 @@ class FastLab:
         self.timings["routes"] = time.monotonic() - started
 
     def down(self) -> None:
+        """Stop everything and delete the namespaces; a second call does nothing."""
+        if "down" in self.timings:
+            return
         started = time.monotonic()
         self.supervisor.stop_all()
         # grandchildren in their own process group (ExaBGP's API process) are ours too: finish them

@@ -10,6 +10,24 @@ import pytest
 from lab.netns import netns_available
 
 _counter = itertools.count(1)
+_figures: dict[str, list[float]] = {}
+
+
+def record_figure(name: str, seconds: float) -> None:
+    """Keep a measured duration for the end-of-run summary (tests print figures, never assert times)."""
+    _figures.setdefault(name, []).append(seconds)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _figures:
+        return
+    terminalreporter.section("figures (seconds)")
+    for name, values in sorted(_figures.items()):
+        ordered = sorted(values)
+        median = ordered[len(ordered) // 2]
+        terminalreporter.write_line(
+            f"{name:<48} n={len(values):<3} min {ordered[0]:7.3f}  median {median:7.3f}  max {ordered[-1]:7.3f}"
+        )
 
 
 def unique_prefix(kind: str = "t") -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab.fastlab import FastLab
-from tests.conftest import unique_prefix
+from tests.conftest import record_figure, unique_prefix
 
 LabFactory = Callable[..., FastLab]
 
@@ -30,14 +30,15 @@ def make_lab(tmp_path: Path) -> Iterator[LabFactory]:
         labs.append(lab)
         started = time.monotonic()
         lab.up()
-        figures = ", ".join(f"{k} {v:.2f}s" for k, v in lab.timings.items())
-        print(f"\nlab up in {time.monotonic() - started:.2f}s ({figures})")
+        record_figure(
+            f"fast lab up ({lab.router_kind}, {lab.node_count} nodes, routes in FIB)", time.monotonic() - started
+        )
         return lab
 
     yield build
     for lab in labs:
         lab.down()
-        print(f"\nlab down in {lab.timings['down']:.2f}s")
+        record_figure("fast lab down", lab.timings["down"])
         assert not lab.leftovers, f"processes outlived their supervisor: {lab.leftovers}"
 
 

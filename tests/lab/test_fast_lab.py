@@ -10,7 +10,7 @@ import pytest
 
 from lab.fastlab import FastLab
 from lab.procs import run
-from tests.conftest import unique_prefix
+from tests.conftest import record_figure, unique_prefix
 from tests.lab.conftest import LabFactory
 
 
@@ -38,7 +38,7 @@ def test_haproxy_killed_takes_the_nodes_next_hops_away(lab: FastLab) -> None:
     lab.supervisor.kill(node.proc("haproxy"), signal.SIGKILL)
     for vip in lab.vips:
         lab.wait_nexthops(vip.prefix, lab.node_ips(vip.prefix, other))
-    print(f"\nHAProxy SIGKILL -> every next hop of {node.name} gone in {time.monotonic() - started:.3f}s")
+    record_figure("HAProxy SIGKILL -> node's next hops gone", time.monotonic() - started)
     for vip in lab.vips:
         ok, body = lab.request(vip)
         assert ok and body.startswith(other[0]), f"{vip.prefix}: {body}"
@@ -60,7 +60,6 @@ def test_teardown_leaves_no_namespace_and_no_process(make_lab: LabFactory) -> No
     pids = [p.pid for p in lab.supervisor.procs.values()]
     names = list(lab.network.created)
     lab.down()
-    print(f"\nlab down in {lab.timings['down']:.2f}s")
     existing = run("ip", "netns", "list").stdout
     assert not [n for n in names if n in existing.split()], existing
     for pid in pids:

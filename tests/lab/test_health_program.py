@@ -13,6 +13,7 @@ import time
 from lab.fastlab import FastLab
 from lab.procs import run, wait_for
 from ober_health.statefile import read_state
+from tests.conftest import record_figure
 from tests.lab.conftest import LabFactory
 
 V4, WEB, V6 = "203.0.113.10/32", "203.0.113.20/32", "2001:db8:203::10/128"
@@ -54,7 +55,7 @@ def test_hung_haproxy_is_withdrawn_and_returns(lab: FastLab) -> None:
     lab.supervisor.signal_group(lab.nodes[node].proc("haproxy"), signal.SIGSTOP)  # master and worker
     try:
         _wait_without(lab, node)
-        print(f"\nHAProxy SIGSTOP -> withdrawn in {time.monotonic() - started:.2f}s")
+        record_figure("HAProxy SIGSTOP -> node's next hops gone", time.monotonic() - started)
         state = read_state(lab.nodes[node].state_file)
         assert "did not answer" in state["vips"][V4]["reason"], state["vips"][V4]
     finally:
@@ -101,7 +102,7 @@ def test_exabgp_sigterm_takes_the_nodes_routes_away(lab: FastLab) -> None:
     started = time.monotonic()
     lab.supervisor.kill(lab.nodes[node].proc("exabgp"), signal.SIGTERM)
     _wait_without(lab, node)
-    print(f"\nExaBGP SIGTERM -> routes gone in {1000 * (time.monotonic() - started):.0f}ms")
+    record_figure("ExaBGP SIGTERM -> node's next hops gone", time.monotonic() - started)
     lab.supervisor.procs[lab.nodes[node].proc("exabgp")].wait(timeout=5)
     log = (lab.workdir / f"{node}-exabgp.log").read_text()
     assert "withdrawn: SIGTERM received" in log or "ExaBGP is shutting down" in log, log[-2000:]
