@@ -1,0 +1,367 @@
+"""The fleet lab: a BGP router and N booted systemd nodes, deployed by `pyinfra inventories/lab.py deploy.py`.
+
+    with Fleet(workdir, prefix="of1", nodes=3) as fleet:      # rootfs (cached), network, router, boot
+        result = fleet.deploy()                              # the operator's command, over SSH
+        fleet.wait_routes()                                  # every VIP: one ECMP next hop per node
+        fleet.node("of1n1").ssh("systemctl", "kill", "-s", "KILL", "haproxy")
+
+Unlike the fast lab, nothing here starts HAProxy or ExaBGP: the production deploy installs and configures
+them and the nodes' own systemd runs them, so the tests exercise the units production runs. The lab only
+adds what a real site has and the deploy does not manage: the router, and an RGW stand-in on each node.
+
+Topology (documentation ranges only):
+
+    router  <prefix>rtr  br0 198.51.100.1/24, 2001:db8:100::1/64  (BIRD or FRR, AS 65000, ECMP into its FIB)
+    control <prefix>ctl  198.51.100.110                            (ssh and pyinfra run from here)
+    node i  <prefix>n<i> 198.51.100.(10+i), 2001:db8:100::(10+i)   (systemd-nspawn, AS 65001)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from lab.netns import ROUTER_IPV4, ROUTER_IPV6, LabNetwork
+from lab.nspawn import NspawnNode, make_lab_key
+from lab.procs import Supervisor, netns_exec, run, wait_for
+from lab.rootfs import ensure_rootfs
+from lab.router import ROUTER_ASN, BirdRouter, FrrRouter, Peer, Router, fib_nexthops
+
+REPO = Path(__file__).resolve().parents[1]
+NODE_ASN = 65001
+CONTROLLER_INDEX = 100
+VIPS = ("203.0.113.10/32", "2001:db8:203::10/128")
+FLEET_ENV = "OBER_LAB_FLEET"  # inventories/lab.py reads the fleet description from this JSON file
+
+# A client that loops through a VIP (from the router namespace), one new connection per request so each
+# request follows the router's current ECMP choice. Prints one JSON summary line at the end.
+CLIENT = r"""
+import http.client, json, sys, time
+host, duration, gap = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+ok, failed, bodies, errors = 0, 0, {}, []
+end = time.monotonic() + duration
+while time.monotonic() < end:
+    try:
+        conn = http.client.HTTPConnection(host, 80, timeout=2)
+        conn.request("GET", "/", headers={"Connection": "close"})
+        response = conn.getresponse()
+        body = response.read().decode().strip()
+        conn.close()
+        if response.status == 200:
+            ok += 1
+            bodies[body] = bodies.get(body, 0) + 1
+        else:
+            failed += 1
+            errors.append(f"{time.time():.3f} HTTP {response.status}")
+    except Exception as error:
+        failed += 1
+        errors.append(f"{time.time():.3f} {type(error).__name__}: {error}")
+    time.sleep(gap)
+print(json.dumps({"ok": ok, "failed": failed, "bodies": bodies, "errors": errors[:20]}))
+"""
+
+
+@dataclass
+class DeployResult:
+    """What `pyinfra -y inventories/lab.py deploy.py` did, per host: operations that changed something."""
+
+    returncode: int
+    changed: dict[str, int]
+    unchanged: dict[str, int]
+    errors: dict[str, int]
+    output: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not any(self.errors.values())
+
+    def summary(self) -> str:
+        hosts = sorted(set(self.changed) | set(self.unchanged) | set(self.errors))
+        parts = [f"{h}: {self.changed.get(h, 0)} changed, {self.errors.get(h, 0)} failed" for h in hosts]
+        return f"deploy rc={self.returncode} in {self.seconds:.1f}s; " + "; ".join(parts)
+
+
+_STATUS = re.compile(r"^\s+\[(?P<host>[^\]]+)\] (?P<status>Success|No changes|Error)\b", re.MULTILINE)
+
+
+def parse_pyinfra_output(text: str) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Count per host the operations pyinfra reported as changed (`Success`), unchanged and failed."""
+    changed: dict[str, int] = {}
+    unchanged: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    buckets = {"Success": changed, "No changes": unchanged, "Error": errors}
+    for match in _STATUS.finditer(text):
+        bucket = buckets[match["status"]]
+        bucket[match["host"]] = bucket.get(match["host"], 0) + 1
+    return changed, unchanged, errors
+
+
+@dataclass
+class ClientResult:
+    ok: int
+    failed: int
+    bodies: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+class Fleet:
+    """Context manager owning the whole fleet lab; `down()` leaves no namespace, process, cgroup or copy."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        prefix: str = "ofl",
+        nodes: int = 3,
+        router: str = "bird",
+        bfd: bool = False,
+        log: bool = True,
+    ) -> None:
+        if router not in ("bird", "frr"):
+            raise ValueError(f"router: {router!r} is not one of 'bird', 'frr'")
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(workdir)
+        self.network = LabNetwork(prefix)
+        self.prefix = prefix
+        self.node_count = nodes
+        self.router_kind = router
+        self.bfd = bfd
+        self.log = log
+        self.controller = f"{prefix}ctl"
+        self.nodes: dict[str, NspawnNode] = {}
+        self.router: Router | None = None
+        self.timings: dict[str, float] = {}
+        self.spec_path = workdir / "fleet.json"
+        self.key = workdir / "lab_key"
+
+    # ---- lifecycle
+    def up(self) -> Fleet:
+        try:
+            self._up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _up(self) -> None:
+        with self._phase("rootfs"):
+            ensure_rootfs()
+        with self._phase("network"):
+            self.network.create_router()
+            self.network.add_host(self.controller, CONTROLLER_INDEX)
+            hosts = [self.network.add_host(f"{self.prefix}n{i}", i) for i in range(1, self.node_count + 1)]
+            make_lab_key(self.workdir)
+        with self._phase("router"):
+            peers = [Peer(h.name, h.ipv4, h.ipv6, NODE_ASN, bfd=self.bfd) for h in hosts]
+            router_class = BirdRouter if self.router_kind == "bird" else FrrRouter
+            self.router = router_class(self.network.router, self.workdir, self.supervisor, peers, asn=ROUTER_ASN)
+            self.router.start()
+        with self._phase("copy"):
+            for host in hosts:
+                self.nodes[host.name] = NspawnNode(
+                    host, self.workdir / host.name, self.supervisor, self.controller, self.key
+                )
+            with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+                list(pool.map(lambda n: n.prepare(), self.nodes.values()))
+        with self._phase("boot"):
+            for node in self.nodes.values():
+                node.boot()
+            for node in self.nodes.values():
+                node.wait_running()
+        self.write_spec()
+
+    def down(self) -> None:
+        started = time.monotonic()
+        # all nodes shut down at once (SIGTERM → orderly poweroff inside), then everything else
+        for node in self.nodes.values():
+            proc = self.supervisor.procs.get(node.proc_name)
+            if proc is not None and proc.poll() is None:
+                if node.powered_cut:
+                    node.power_restore()
+                proc.terminate()
+        for node in self.nodes.values():
+            node.poweroff(timeout=20)
+        self.supervisor.stop_all()
+        self.leftovers = self.network.kill_leftovers()
+        if self.router is not None:
+            self.router.cleanup()
+        self.network.delete()
+        for node in self.nodes.values():
+            node.remove_cgroups()
+            node.remove()
+        self.timings["down"] = time.monotonic() - started
+        self._say(f"down in {self.timings['down']:.1f}s")
+
+    def __enter__(self) -> Fleet:
+        return self.up()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.down()
+
+    # ---- the inventory's view of the fleet
+    def write_spec(self) -> Path:
+        """The JSON file inventories/lab.py reads (via $OBER_LAB_FLEET): nodes, key, VIPs, BFD."""
+        spec = {
+            "key": str(self.key),
+            "bfd": self.bfd,
+            "vips": list(VIPS),
+            "nodes": [{"name": n.name, "ipv4": n.host.ipv4, "ipv6": n.host.ipv6} for n in self.nodes.values()],
+        }
+        self.spec_path.write_text(json.dumps(spec, indent=2) + "\n")
+        return self.spec_path
+
+    def deploy(self, *extra: str, timeout: float = 600.0) -> DeployResult:
+        """Run the operator's command `pyinfra -y inventories/lab.py deploy.py [extra]` from the controller."""
+        pyinfra = Path(sys.executable).parent / "pyinfra"
+        argv = [str(pyinfra) if pyinfra.exists() else "pyinfra", "-y", "inventories/lab.py", "deploy.py", *extra]
+        env = dict(os.environ, **{FLEET_ENV: str(self.spec_path)})
+        started = time.monotonic()
+        proc = subprocess.run(
+            netns_exec(self.controller, *argv),
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        seconds = time.monotonic() - started
+        output = proc.stdout + proc.stderr
+        (self.workdir / f"deploy-{int(time.time() * 1000)}.log").write_text(output)
+        changed, unchanged, errors = parse_pyinfra_output(output)
+        result = DeployResult(proc.returncode, changed, unchanged, errors, output, seconds)
+        self.timings.setdefault("deploy", seconds)
+        self._say(result.summary())
+        return result
+
+    # ---- what tests and the demo look at
+    def node(self, name: str) -> NspawnNode:
+        return self.nodes[name]
+
+    @property
+    def router_ns(self) -> str:
+        return self.network.router
+
+    def node_ips(self, prefix: str, nodes: list[str] | None = None) -> set[str]:
+        """Next hops the router should have for `prefix` when `nodes` (default: all) announce it."""
+        v6 = ipaddress.ip_network(prefix).version == 6
+        names = nodes if nodes is not None else list(self.nodes)
+        return {self.nodes[n].host.ipv6 if v6 else self.nodes[n].host.ipv4 for n in names}
+
+    def nexthops(self, prefix: str) -> set[str]:
+        return set(fib_nexthops(self.router_ns, prefix))
+
+    def wait_nexthops(self, prefix: str, expected: set[str], timeout: float = 15.0) -> float:
+        return wait_for(
+            lambda: self.nexthops(prefix) == expected,
+            timeout=timeout,
+            what=f"next hops of {prefix} at the router to be {sorted(expected) or 'none'}"
+            f" (last seen: {sorted(self.nexthops(prefix))})",
+            interval=0.01,
+        )
+
+    def wait_routes(self, timeout: float = 30.0) -> float:
+        """Seconds until every VIP has exactly one next hop per node in the router's FIB."""
+        started = time.monotonic()
+        for vip in VIPS:
+            self.wait_nexthops(vip, self.node_ips(vip), timeout=max(0.1, timeout - (time.monotonic() - started)))
+        return time.monotonic() - started
+
+    def request(self, vip: str, timeout: float = 2.0) -> tuple[bool, str]:
+        """One HTTP request from the router namespace through the VIP: (succeeded, body or error)."""
+        host = str(ipaddress.ip_network(vip).network_address)
+        url = f"http://[{host}]/" if ":" in host else f"http://{host}/"
+        result = run(
+            *netns_exec(self.router_ns, "curl", "-sS", "-g", "--max-time", str(timeout), url),
+            check=False,
+            timeout=timeout + 5,
+        )
+        return result.returncode == 0, (result.stdout or result.stderr).strip()
+
+    def start_client(self, vip: str, duration: float, gap: float = 0.02) -> subprocess.Popen[str]:
+        """Start a request loop through `vip` from the router namespace; collect it with `client_result`."""
+        host = str(ipaddress.ip_network(vip).network_address)
+        return subprocess.Popen(
+            netns_exec(self.router_ns, sys.executable, "-c", CLIENT, host, str(duration), str(gap)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    @staticmethod
+    def client_result(proc: subprocess.Popen[str], timeout: float = 60.0) -> ClientResult:
+        out, err = proc.communicate(timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"client loop failed ({proc.returncode}): {err.strip()}")
+        data = json.loads(out.strip().splitlines()[-1])
+        return ClientResult(data["ok"], data["failed"], data["bodies"], data["errors"])
+
+    def established(self) -> set[str]:
+        assert self.router is not None
+        return self.router.established()
+
+    # ---- reporting
+    def _phase(self, name: str) -> _Phase:
+        return _Phase(self, name)
+
+    def _say(self, message: str) -> None:
+        if self.log:
+            print(f"[fleet {self.prefix}] {message}", file=sys.stderr, flush=True)
+
+
+class _Phase:
+    """Times one phase of bringing the fleet up, so every run prints where its minutes went."""
+
+    def __init__(self, fleet: Fleet, name: str) -> None:
+        self.fleet = fleet
+        self.name = name
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.monotonic()
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        seconds = time.monotonic() - self.started
+        self.fleet.timings[self.name] = seconds
+        if kind is None:
+            self.fleet._say(f"{self.name}: {seconds:.1f}s")
+
+
+def fleet_requirements_missing() -> str:
+    """Why the fleet lab cannot run here ('' when it can)."""
+    from lab.netns import netns_available
+    from lab.nspawn import requirements_missing
+
+    reason = requirements_missing()
+    if reason:
+        return reason
+    if shutil.which("bird") is None:
+        return "`bird` not found (apt-get install bird2)"
+    ok, why = netns_available()
+    return "" if ok else why
+
+
+__all__ = [
+    "NODE_ASN",
+    "ROUTER_IPV4",
+    "ROUTER_IPV6",
+    "VIPS",
+    "ClientResult",
+    "DeployResult",
+    "Fleet",
+    "fleet_requirements_missing",
+    "parse_pyinfra_output",
+]
