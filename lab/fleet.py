@@ -144,6 +144,8 @@ class Fleet:
         self.timings: dict[str, float] = {}
         self.spec_path = workdir / "fleet.json"
         self.key = workdir / "lab_key"
+        self.deploys: list[DeployResult] = []
+        self.leftovers: dict[str, list[str]] = {}
 
     # ---- lifecycle
     def up(self) -> Fleet:
@@ -243,6 +245,7 @@ class Fleet:
         (self.workdir / f"deploy-{int(time.time() * 1000)}.log").write_text(output)
         changed, unchanged, errors = parse_pyinfra_output(output)
         result = DeployResult(proc.returncode, changed, unchanged, errors, output, seconds)
+        self.deploys.append(result)
         self.timings.setdefault("deploy", seconds)
         self._say(result.summary())
         return result

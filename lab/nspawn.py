@@ -223,6 +223,21 @@ class NspawnNode:
             )
         return result
 
+    def main_pid(self, unit: str) -> int:
+        """The unit's main PID as the node's systemd sees it (0 when the unit is not running)."""
+        out = self.ssh("systemctl", "show", "--property=MainPID", "--value", unit).stdout.strip()
+        return int(out or 0)
+
+    def children(self, parent: int) -> dict[int, str]:
+        """Child processes of `parent` on the node: pid -> command line."""
+        out = self.ssh("ps", "-o", "pid=,args=", "--ppid", str(parent), check=False).stdout
+        children = {}
+        for line in out.splitlines():
+            pid, _, args = line.strip().partition(" ")
+            if pid.isdigit():
+                children[int(pid)] = args
+        return children
+
     def cgroup(self) -> Path | None:
         """The cgroup v2 directory holding the whole node (its systemd and every unit below it)."""
         for hierarchy in _cgroup_hierarchies():

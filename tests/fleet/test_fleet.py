@@ -1,0 +1,170 @@
+"""End to end on booted systemd nodes: what the operator's `pyinfra inventories/lab.py deploy.py` produces,
+seen where a user sees it (the router's FIB, requests through the VIPs), under the failures production meets.
+
+Tests share one fleet (see conftest); each test that breaks a node puts it back before it ends.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from lab.fleet import VIPS, Fleet
+from lab.nspawn import NspawnNode
+from tests.conftest import record_figure
+
+pytestmark = pytest.mark.fleet
+
+EXABGP = "exabgp.service"
+HAPROXY = "haproxy.service"
+HOLD_TIME = 3.0  # the router's hold time (lab.router): the protocol minimum
+
+
+def first_node(fleet: Fleet) -> NspawnNode:
+    return fleet.nodes[next(iter(fleet.nodes))]
+
+
+def others(fleet: Fleet, node: NspawnNode) -> list[str]:
+    return [name for name in fleet.nodes if name != node.name]
+
+
+def wait_node_gone(fleet: Fleet, node: NspawnNode, timeout: float) -> float:
+    started = time.monotonic()
+    for vip in VIPS:
+        fleet.wait_nexthops(vip, fleet.node_ips(vip, others(fleet, node)), timeout=timeout)
+    return time.monotonic() - started
+
+
+def health_process(node: NspawnNode) -> int:
+    """PID of ober-health on the node: the API process ExaBGP (the unit's main process) runs."""
+    exabgp = node.main_pid(EXABGP)
+    assert exabgp, f"{node.name}: {EXABGP} is not running"
+    found = [pid for pid, args in node.children(exabgp).items() if "ober-health" in args]
+    assert len(found) == 1, f"{node.name}: expected one ober-health child of ExaBGP, got {node.children(exabgp)}"
+    return found[0]
+
+
+def test_deploy_succeeds_on_every_node_and_a_second_deploy_changes_nothing(fleet: Fleet) -> None:
+    first = fleet.deploys[0]
+    assert first.ok, first.output[-3000:]
+    assert set(first.changed) == set(fleet.nodes), f"first deploy changed nothing on some nodes: {first.summary()}"
+    second = fleet.deploy()
+    record_figure("fleet: second deploy (no change expected)", second.seconds)
+    assert second.ok, second.output[-3000:]
+    assert set(second.unchanged) == set(fleet.nodes), second.summary()
+    assert not any(second.changed.values()), f"second deploy changed operations: {second.summary()}"
+
+
+def test_every_vip_has_one_next_hop_per_node_and_requests_reach_every_node(fleet: Fleet) -> None:
+    for vip in VIPS:
+        assert fleet.nexthops(vip) == fleet.node_ips(vip), vip
+        served_by: set[str] = set()
+        for _ in range(40):
+            ok, body = fleet.request(vip)
+            assert ok, f"request through {vip} failed: {body}"
+            served_by.add(body)
+            if served_by == set(fleet.nodes):
+                break
+        assert served_by == set(fleet.nodes), f"{vip} reached only {sorted(served_by)}"
+
+
+def test_haproxy_killed_its_next_hops_leave_and_return_after_systemd_restarts_it(fleet: Fleet) -> None:
+    node = first_node(fleet)
+    before = node.main_pid(HAPROXY)
+    started = time.monotonic()
+    node.ssh("systemctl", "kill", "-s", "KILL", HAPROXY)
+    record_figure("fleet: HAProxy SIGKILL -> next hops gone", wait_node_gone(fleet, node, timeout=10))
+    for vip in VIPS:
+        ok, body = fleet.request(vip)
+        assert ok and body in others(fleet, node), f"{vip} while {node.name} is down: {body}"
+    record_figure(
+        "fleet: HAProxy SIGKILL -> next hops back", fleet.wait_routes(timeout=30) + time.monotonic() - started
+    )
+    after = node.main_pid(HAPROXY)
+    assert after and after != before, f"systemd did not restart HAProxy on {node.name} ({before} -> {after})"
+
+
+def test_hung_health_program_watchdog_restarts_exabgp_and_routes_leave_meanwhile(fleet: Fleet) -> None:
+    node = first_node(fleet)
+    exabgp_before = node.main_pid(EXABGP)
+    hung = health_process(node)
+    started = time.monotonic()
+    node.ssh("kill", "-STOP", str(hung))
+    try:
+        record_figure("fleet: health SIGSTOP -> next hops gone", wait_node_gone(fleet, node, timeout=60))
+        record_figure(
+            "fleet: health SIGSTOP -> next hops back", fleet.wait_routes(timeout=60) + time.monotonic() - started
+        )
+    finally:
+        node.ssh("kill", "-CONT", str(hung), check=False)  # no-op once systemd replaced it
+    exabgp_after = node.main_pid(EXABGP)
+    assert exabgp_after and exabgp_after != exabgp_before, "ExaBGP was not restarted by its watchdog"
+    assert health_process(node) != hung
+    journal = node.ssh("journalctl", "-u", EXABGP, "--no-pager", "-o", "cat", check=False).stdout
+    assert "watchdog timeout" in journal.lower(), f"no watchdog timeout in {EXABGP}'s journal:\n{journal[-2000:]}"
+
+
+def test_stopping_obers_units_drains_first_no_request_fails(fleet: Fleet) -> None:
+    node = first_node(fleet)
+    client = fleet.start_client(VIPS[0], duration=6.0)
+    time.sleep(1.5)
+    started = time.monotonic()
+    node.ssh("systemctl", "stop", EXABGP, HAPROXY, timeout=60)
+    record_figure("fleet: systemctl stop (drain) duration", time.monotonic() - started)
+    result = fleet.client_result(client)
+    assert node.main_pid(HAPROXY) == 0 and node.main_pid(EXABGP) == 0
+    for vip in VIPS:
+        assert fleet.nexthops(vip) == fleet.node_ips(vip, others(fleet, node)), vip
+    assert result.bodies.get(node.name), f"{node.name} served nothing before the stop: {result.bodies}"
+    assert result.failed == 0, f"{result.failed} of {result.ok + result.failed} requests failed: {result.errors}"
+    node.ssh("systemctl", "start", HAPROXY, EXABGP)
+    fleet.wait_routes(timeout=30)
+
+
+def test_whitelist_change_reloads_haproxy_and_withdraws_no_route(fleet: Fleet) -> None:
+    masters = {name: node.main_pid(HAPROXY) for name, node in fleet.nodes.items()}
+    workers = {name: set(node.children(masters[name])) for name, node in fleet.nodes.items()}
+    deviations: list[str] = []
+    stop = threading.Event()
+
+    def watch_fib() -> None:
+        while not stop.is_set():
+            for vip in VIPS:
+                seen = fleet.nexthops(vip)
+                if seen != fleet.node_ips(vip):
+                    deviations.append(f"{time.monotonic():.3f} {vip}: {sorted(seen)}")
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch_fib, daemon=True)
+    watcher.start()
+    try:
+        result = fleet.deploy("--data", 'ober_whitelist_frontend=["198.51.100.0/24", "2001:db8:100::/64"]')
+        time.sleep(1.0)  # a withdrawal caused by the reload would show within the health interval
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+    assert result.ok, result.output[-3000:]
+    assert set(result.changed) == set(fleet.nodes), f"whitelist change did not change every node: {result.summary()}"
+    for name, node in fleet.nodes.items():
+        assert node.main_pid(HAPROXY) == masters[name], f"{name}: HAProxy was restarted, not reloaded"
+        assert set(node.children(masters[name])) != workers[name], f"{name}: HAProxy workers unchanged (no reload)"
+    assert not deviations, f"next hops changed during the deploy: {deviations[:10]}"
+    # and back to the inventory's whitelist, so later tests see the fleet as deployed
+    assert fleet.deploy().ok
+
+
+def test_node_powered_off_router_drops_it_by_hold_timer(fleet: Fleet) -> None:
+    node = fleet.nodes[list(fleet.nodes)[-1]]
+    node.power_cut()
+    try:
+        record_figure(
+            "fleet: power cut -> next hops gone (hold timer)", wait_node_gone(fleet, node, timeout=HOLD_TIME + 2)
+        )
+    finally:
+        node.power_restore()
+    protocol = f"{node.name}_v4"
+    details = fleet.router.birdc("show", "protocols", "all", protocol)  # type: ignore[union-attr]
+    assert "Hold timer expired" in details, details
+    record_figure("fleet: power restored -> next hops back", fleet.wait_routes(timeout=60))

@@ -1,0 +1,64 @@
+"""The fleet lab itself, before any deploy: nodes that behave like separate machines, and a clean teardown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.fleet import Fleet
+from lab.procs import run
+from tests.conftest import record_figure, unique_prefix
+
+pytestmark = pytest.mark.fleet
+
+
+@pytest.fixture(scope="module")
+def bare_fleet(nodes_ok: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    fleet = Fleet(tmp_path_factory.mktemp("bare"), prefix=unique_prefix("of"), nodes=2).up()
+    record_figure("fleet: boot 2 bare nodes", sum(v for k, v in fleet.timings.items() if k != "down"))
+    yield fleet
+    fleet.down()
+
+
+def test_nodes_boot_systemd_answer_ssh_and_keep_their_addresses(bare_fleet: Fleet) -> None:
+    for name, node in bare_fleet.nodes.items():
+        state = node.ssh("systemctl", "is-system-running").stdout.strip()
+        assert state in ("running", "degraded"), f"{name}: {state}"
+        assert node.ssh("hostname").stdout.strip() == name
+        addresses = node.ssh("ip", "-br", "addr", "show", "eth0").stdout
+        assert node.host.ipv4 in addresses and node.host.ipv6 in addresses, addresses
+        # the RGW stand-in the lab installs answers with the node's name
+        assert node.ssh("curl", "-sS", "http://127.0.0.1:7480/").stdout.strip() == name
+
+
+def test_each_node_has_its_own_systemd_a_unit_killed_on_one_survives_on_the_other(bare_fleet: Fleet) -> None:
+    one, two = bare_fleet.nodes.values()
+    survivor = two.main_pid("ober-lab-rgw.service")
+    one.ssh("systemctl", "kill", "-s", "KILL", "ober-lab-rgw.service")
+    assert two.main_pid("ober-lab-rgw.service") == survivor
+    assert one.ssh("cat", "/etc/machine-id").stdout != two.ssh("cat", "/etc/machine-id").stdout
+
+
+def test_power_cut_silences_a_node_and_restore_brings_it_back(bare_fleet: Fleet) -> None:
+    node = next(iter(bare_fleet.nodes.values()))
+    node.power_cut()
+    try:
+        assert node.ssh("true", check=False, timeout=5).returncode != 0, "a powered-off node answered SSH"
+    finally:
+        node.power_restore()
+    assert node.ssh("true", check=False, timeout=10).returncode == 0
+
+
+def test_teardown_leaves_no_namespace_cgroup_process_or_copy(nodes_ok: None, tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path / "gone", prefix=unique_prefix("of"), nodes=1).up()
+    node = next(iter(fleet.nodes.values()))
+    pid = fleet.supervisor.procs[node.proc_name].pid
+    fleet.down()
+    assert not fleet.leftovers, fleet.leftovers
+    namespaces = run("ip", "netns", "list").stdout
+    assert fleet.prefix not in namespaces, namespaces
+    assert not Path(f"/proc/{pid}").exists(), "systemd-nspawn outlived the fleet"
+    assert not node.root.exists(), "the node's rootfs copy was not removed"
+    assert node.cgroup() is None, "the node's cgroup was not removed"
