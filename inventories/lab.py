@@ -70,5 +70,7 @@ ingress = (
         ],
         "ober_vips": [{"prefix": prefix, "backend": "be_rgw", "min_up": 1} for prefix in _FLEET["vips"]],
         "ober_backends": [_RGW_STANDIN],
+        "ober_http": True,  # the lab's clients use plain HTTP on port 80 (and TLS on 443)
+        "ober_tls_certificates": [_FLEET["tls"]] if _FLEET.get("tls") else [],
     },
 )

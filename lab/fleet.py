@@ -218,6 +218,7 @@ class Fleet:
         """The JSON file inventories/lab.py reads (via $OBER_LAB_FLEET): nodes, key, VIPs, BFD."""
         spec = {
             "key": str(self.key),
+            "tls": str(self.tls_bundle()),
             "bfd": self.bfd,
             "vips": list(VIPS),
             "nodes": [{"name": n.name, "ipv4": n.host.ipv4, "ipv6": n.host.ipv6} for n in self.nodes.values()],
@@ -225,10 +226,30 @@ class Fleet:
         self.spec_path.write_text(json.dumps(spec, indent=2) + "\n")
         return self.spec_path
 
-    def deploy(self, *extra: str, timeout: float = 600.0) -> DeployResult:
-        """Run the operator's command `pyinfra -y inventories/lab.py deploy.py [extra]` from the controller."""
+    def tls_bundle(self) -> Path:
+        """A self-signed certificate for the VIPs (key and certificate in one PEM, as HAProxy's `crt` loads)."""
+        bundle = self.workdir / "s3.lab.pem"
+        if not bundle.exists():
+            key, cert = self.workdir / "tls.key", self.workdir / "tls.crt"
+            run(
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+                "-subj", "/CN=s3.lab.example", "-keyout", str(key), "-out", str(cert),
+                "-addext", "subjectAltName=IP:203.0.113.10,IP:2001:db8:203::10",
+            )  # fmt: skip
+            bundle.write_text(cert.read_text() + key.read_text())
+        return bundle
+
+    def deploy(self, *extra: str, deploy_file: str = "deploy.py", timeout: float = 600.0) -> DeployResult:
+        """Run the operator's command `pyinfra -y inventories/lab.py deploy.py [extra]` from the controller.
+
+        The controller namespace has no route out, like an air-gapped site's: the wheels the nodes install
+        are built (or found in the cache) here first, in the host namespace, where PyPI is reachable.
+        """
+        from ober_deploy.wheels import ensure_wheels
+
+        ensure_wheels()
         pyinfra = Path(sys.executable).parent / "pyinfra"
-        argv = [str(pyinfra) if pyinfra.exists() else "pyinfra", "-y", "inventories/lab.py", "deploy.py", *extra]
+        argv = [str(pyinfra) if pyinfra.exists() else "pyinfra", "-y", "inventories/lab.py", deploy_file, *extra]
         env = dict(os.environ, **{FLEET_ENV: str(self.spec_path)})
         started = time.monotonic()
         proc = subprocess.run(

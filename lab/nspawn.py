@@ -138,6 +138,8 @@ class NspawnNode:
                 "--register=no",  # no machined here (and none needed)
                 "--keep-unit",
                 f"--network-namespace-path=/run/netns/{self.name}",
+                # the namespace is the node's own: it may configure its addresses (the VIPs), like a machine
+                "--capability=CAP_NET_ADMIN",
                 f"--machine={self.name}",
                 "--console=read-only",
                 "--resolv-conf=off",

@@ -1,0 +1,17 @@
+"""Defaults for every ober node; an inventory (host or group data) or `--data key=value` overrides them.
+
+Keys without a default here (`ober_local_asn`, `ober_peers`, `ober_vips`, `ober_backends`) describe a
+site and must come from the inventory: see inventories/prod.py for a documented example.
+"""
+
+ober_hold_time = 9  # BGP hold time (s); the router uses min(its, ours). With BFD, failure takes ~150 ms
+ober_health = {"interval": 0.2, "timeout": 0.5, "rise": 3, "fall": 2}  # ober-health's check loop
+ober_kernel_tuning = True  # sysctl.d tuning (keys not writable in a container are skipped with a notice)
+ober_http = False  # also serve plain HTTP on port 80 of each VIP
+ober_tls_certificates = []  # PEM bundles (certificate + chain + key) on the controller
+ober_whitelist_frontend = []  # clients allowed on the VIPs (empty: everyone)
+ober_whitelist_routers = []  # every BGP peer must be inside (empty: no check)
+ober_whitelist_backend = []  # every RGW address must be inside (empty: no check)
+ober_backend_check_path = "/"  # RGW health check: GET this path, expect 200
+ober_check_dns = True  # resolve backend names on the controller before deploying
+ober_maxconn = 100000  # HAProxy's global connection limit

@@ -1,0 +1,38 @@
+"""Where ober puts things on a node: one place, so templates, tasks, the uninstall and tests agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MANAGED = "Managed by ober's pyinfra deploy: local changes are overwritten by the next deploy."
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    user: str = "ober"  # ExaBGP and ober-health run as this unprivileged user
+    prefix: str = "/opt/ober"
+    venv: str = "/opt/ober/venv"
+    wheels: str = "/opt/ober/wheels"
+    etc: str = "/etc/ober"
+    health_config: str = "/etc/ober/health.toml"
+    exabgp_config: str = "/etc/ober/exabgp.conf"
+    maintenance_file: str = "/etc/ober/maintenance"
+    runtime_dir: str = "/run/ober"
+    drain_file: str = "/run/ober/drain"
+    state_file: str = "/run/ober/state.json"
+    haproxy_config: str = "/etc/haproxy/haproxy.cfg"
+    certs_dir: str = "/etc/haproxy/certs"
+    frontend_acl: str = "/etc/haproxy/ober-frontend.acl"
+    admin_socket: str = "/run/haproxy/admin.sock"
+    ober_socket: str = "/run/haproxy/ober.sock"
+    exabgp_unit: str = "/etc/systemd/system/exabgp.service"
+    vips_unit: str = "/etc/systemd/system/ober-vips.service"
+    vips_script: str = "/etc/ober/vips.sh"
+    haproxy_dropin: str = "/etc/systemd/system/haproxy.service.d/ober.conf"
+    sysctl_file: str = "/etc/sysctl.d/60-ober.conf"
+    watchdog_file: str = "/etc/systemd/system.conf.d/60-ober-watchdog.conf"
+    tmpfiles_file: str = "/etc/tmpfiles.d/ober-haproxy.conf"
+    vip_interface: str = "ober0"
+
+
+PATHS = NodePaths()

@@ -1,0 +1,79 @@
+"""HAProxy for S3 on Ceph RGW: the config is validated with `haproxy -c` on the node before it goes live,
+and a change is applied by a seamless reload (the master keeps the listeners: no refused connection)."""
+
+import logging
+
+from pyinfra import host
+from pyinfra.facts.files import File
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from ober_deploy.paths import MANAGED, PATHS
+from ober_deploy.plan import current_settings, triggers
+from ober_deploy.staged import staged_template
+
+ober = current_settings()
+threads = max(1, min(64, int((host.get_fact(Command, "nproc") or "1").strip() or 1)))
+# HAProxy needs ~2 descriptors per connection and raises its own limit, but only up to the hard limit
+# (20000 in some containers): a maxconn above it makes every reload fail with "Loading failure!".
+hard_limit = (host.get_fact(Command, "ulimit -Hn") or "unlimited").strip()
+maxconn = ober.maxconn
+if hard_limit.isdigit() and (int(hard_limit) - 1000) // 2 < maxconn:
+    maxconn = max(100, (int(hard_limit) - 1000) // 2)
+    logging.getLogger("pyinfra").warning(
+        f"{host.name}: ober_maxconn {ober.maxconn} lowered to {maxconn}: the node's descriptor limit is {hard_limit}"
+    )
+
+dropin = files.template(
+    name="haproxy.service drop-in (VIPs before HAProxy)",
+    src="templates/haproxy-ober.conf.j2",
+    dest=PATHS.haproxy_dropin,
+    mode="644",
+    managed=MANAGED,
+)
+systemd.daemon_reload(name="systemd reads the HAProxy drop-in", _if=dropin.did_change)
+
+if host.get_fact(File, path=PATHS.haproxy_config + ".ober-orig") is None:
+    server.shell(
+        name="keep the distribution's haproxy.cfg for the uninstall",
+        commands=[
+            f"if [ -e {PATHS.haproxy_config} ]; then cp -p {PATHS.haproxy_config} {PATHS.haproxy_config}.ober-orig; fi"
+        ],
+    )
+
+config = staged_template(
+    "HAProxy config",
+    "templates/haproxy.cfg.j2",
+    PATHS.haproxy_config,
+    check="haproxy -c -q -f {staged}",
+    mode="644",
+    managed=MANAGED,
+    ober=ober,
+    paths=PATHS,
+    threads=threads,
+    maxconn=maxconn,
+)
+systemd.service(name="HAProxy running and enabled", service="haproxy.service", running=True, enabled=True)
+# `systemctl reload` only signals the master: a config that passes `haproxy -c` can still fail to load
+# (a bind or descriptor limit), and the master then keeps the old workers. Check that new workers came.
+RELOAD = """
+workers() {
+  echo "show proc" | socat -t 2 stdio /run/haproxy-master.sock 2>/dev/null | awk '$2 == "worker" {print $1}' | sort
+}
+before=$(workers)
+systemctl reload haproxy.service
+[ -S /run/haproxy-master.sock ] || exit 0
+for i in $(seq 1 50); do
+  now=$(workers)
+  if [ -n "$now" ] && [ "$now" != "$before" ]; then exit 0; fi
+  sleep 0.1
+done
+echo "HAProxy kept its old workers: the new configuration did not load (see journalctl -u haproxy)" >&2
+exit 1
+"""
+server.shell(
+    name="HAProxy reload (seamless: the master hands its listeners to the new workers)",
+    commands=[RELOAD],
+    _if=any_changed(config, *triggers("haproxy")),
+)

@@ -1,0 +1,26 @@
+"""TLS bundles for HAProxy's `crt` directory, 0600 root: checked on the controller (key matches, not
+expired) before they are uploaded; bundles no longer in the inventory are removed."""
+
+from pyinfra import host
+from pyinfra.facts.files import FindFiles
+from pyinfra.operations import files
+
+from ober_deploy.paths import PATHS
+from ober_deploy.plan import add_trigger, current_settings
+
+ober = current_settings()
+
+files.directory(name=PATHS.certs_dir, path=PATHS.certs_dir, user="root", group="root", mode="700")
+wanted = {f"{PATHS.certs_dir}/{path.name}" for path in ober.tls_certificates}
+for path in ober.tls_certificates:
+    bundle = files.put(
+        name=f"TLS bundle {path.name}",
+        src=str(path),
+        dest=f"{PATHS.certs_dir}/{path.name}",
+        user="root",
+        group="root",
+        mode="600",
+    )
+    add_trigger("haproxy", bundle)
+for stale in sorted(set(host.get_fact(FindFiles, path=PATHS.certs_dir) or []) - wanted):
+    add_trigger("haproxy", files.file(name=f"remove TLS bundle {stale}", path=stale, present=False))
