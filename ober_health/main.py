@@ -237,7 +237,8 @@ class HealthProgram:
         self.write_state()
 
     def run(self, stop: threading.Event) -> None:
-        self.notifier.notify(f"READY=1\nSTATUS=checking {len(self.machines)} VIP(s)\nMAINPID={os.getpid()}")
+        # no MAINPID: ExaBGP, our parent, is the unit's main process (NotifyAccess=all lets us speak for it)
+        self.notifier.notify(f"READY=1\nSTATUS=checking {len(self.machines)} VIP(s)")
         while not stop.is_set() and not self.stopping:
             started = time.monotonic()
             self.run_once()
