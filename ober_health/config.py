@@ -16,9 +16,11 @@ from typing import Any
 
 DEFAULT_CONFIG_PATH = Path("/etc/ober/health.toml")
 
-_COMMUNITY = re.compile(r"^(\d{1,5}):(\d{1,5})$")
+# fullmatch and ASCII digits: `$` would accept a trailing newline (a second line to ExaBGP) and `\d` Arabic digits
+_COMMUNITY = re.compile(r"(\d{1,5}):(\d{1,5})", re.ASCII)
 _LARGE_COMMUNITY = re.compile(r"^(\d{1,10}):(\d{1,10}):(\d{1,10})$")
-_BACKEND_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_BACKEND_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+_HTTP_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
 
 
 class ConfigError(ValueError):
@@ -85,9 +87,13 @@ def _number(errors: list[str], key: str, value: Any, kind: type, low: float, hig
         errors.append(f"{key}: {value!r} is not a whole number")
         return None
     if not low <= value <= high:
-        errors.append(f"{key}: {value!r} is out of range ({low:g}..{high:g})")
+        errors.append(f"{key}: {value!r} is out of range ({_bound(kind, low)}..{_bound(kind, high)})")
         return None
     return kind(value)
+
+
+def _bound(kind: type, value: float) -> str:
+    return str(int(value)) if kind is int else f"{value:g}"
 
 
 def _parse_health(raw: Any, errors: list[str]) -> HealthConfig:
@@ -112,7 +118,7 @@ def _parse_health(raw: Any, errors: list[str]) -> HealthConfig:
         else:
             errors.append(f"{name}: unknown key (value {value!r})")
     url = values.get("haproxy_url")
-    if url is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+    if url is not None and not _HTTP_URL.fullmatch(url):
         errors.append(f"health.haproxy_url: {url!r} is not an http(s) URL")
     config = HealthConfig(**values)
     if config.timeout > max(config.interval, 0) * 10:
@@ -141,12 +147,14 @@ def _parse_vip(index: int, raw: Any, errors: list[str]) -> VipConfig | None:
         try:
             if "/" not in prefix_raw:
                 raise ValueError("no prefix length")
+            if "%" in prefix_raw:
+                raise ValueError("scoped IPv6 address: not a route ExaBGP can announce")
             prefix = str(ipaddress.ip_network(prefix_raw, strict=True))
         except ValueError:
             errors.append(f"{where}.prefix: {prefix_raw!r} is not an IP prefix (e.g. 203.0.113.10/32)")
 
     backend = raw.get("backend")
-    if backend is not None and (not isinstance(backend, str) or not _BACKEND_NAME.match(backend)):
+    if backend is not None and (not isinstance(backend, str) or not _BACKEND_NAME.fullmatch(backend)):
         errors.append(f"{where}.backend: {backend!r} is not an HAProxy backend name")
 
     min_up = _number(errors, f"{where}.min_up", raw.get("min_up", 1), int, 1, 100000)
@@ -180,7 +188,7 @@ def _parse_vip(index: int, raw: Any, errors: list[str]) -> VipConfig | None:
 
 
 def _valid_community(value: str) -> bool:
-    match = _COMMUNITY.match(value)
+    match = _COMMUNITY.fullmatch(value)
     return bool(match) and all(int(part) <= 65535 for part in match.groups())  # type: ignore[union-attr]
 
 
@@ -191,7 +199,7 @@ def parse_config(raw: dict[str, Any]) -> Config:
         errors.append(f"{key}: unknown section (value {raw[key]!r})")
     health = _parse_health(raw.get("health"), errors)
     vips_raw = raw.get("vip", [])
-    vips: list[VipConfig] = []
+    vips: list[tuple[int, VipConfig]] = []  # with the index in the file, for error messages
     if not isinstance(vips_raw, list):
         errors.append(f"vip: {vips_raw!r} is not an array of tables ([[vip]])")
     else:
@@ -200,15 +208,15 @@ def parse_config(raw: dict[str, Any]) -> Config:
         for index, item in enumerate(vips_raw):
             vip = _parse_vip(index, item, errors)
             if vip is not None:
-                vips.append(vip)
+                vips.append((index, vip))
     seen: set[str] = set()
-    for index, vip in enumerate(vips):
+    for index, vip in vips:
         if vip.prefix in seen:
             errors.append(f"vip[{index}].prefix: {vip.prefix!r} is listed twice")
         seen.add(vip.prefix)
     if errors:
         raise ConfigError(errors)
-    return Config(health=health, vips=tuple(vips))
+    return Config(health=health, vips=tuple(vip for _, vip in vips))
 
 
 def load_config(path: Path) -> Config:
@@ -217,6 +225,8 @@ def load_config(path: Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.end]!r})"]) from exc
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
