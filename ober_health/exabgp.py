@@ -72,7 +72,7 @@ def _parse_json(text: str) -> Event:
     """The JSON encoder's state messages, in case a site configures `encoder json`."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the decoder's recursion limit
         return Event(EventKind.OTHER, text)
     if not isinstance(message, dict):
         return Event(EventKind.OTHER, text)
