@@ -190,7 +190,7 @@ def test_health_that_is_not_a_table() -> None:
         # a line break in a community would split the announce line sent to ExaBGP in two
         ({"communities": ["65000:100\n"]}, "communities", "'65000:100\\n'"),
         ({"communities": ["65000:100\nwithdraw route 203.0.113.20/32 next-hop self"]}, "communities", "'65000:100\\n"),
-        # digits of other scripts are digits to Python's `\d`, not to ExaBGP
+        # digits of other scripts match Python's `\d`; the documented format is ASCII ASN:VALUE
         ({"communities": ["٦٥٠٠٠:١٠٠"]}, "communities", "'٦٥٠٠٠:١٠٠'"),
         ({"colour": "blue"}, "colour", "'blue'"),
     ],
