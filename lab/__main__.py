@@ -1,4 +1,5 @@
-"""`python -m lab demo` (the README's main command) and `python -m lab fast-demo`."""
+"""`python -m lab demo` (the README's main command: the fleet on booted systemd nodes, deployed by pyinfra)
+and `python -m lab fast-demo` (the namespace-only lab: seconds instead of a minute)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in commands:
         print(f"usage: python -m lab {{{','.join(commands)}}} [options]", file=sys.stderr)
         return 2
+    if argv[0] == "demo":
+        from lab import fleet_demo
+
+        return fleet_demo.main(argv[1:])
     from lab import fast_demo
 
     return fast_demo.main(argv[1:])

@@ -256,14 +256,16 @@ class NspawnNode:
                 with contextlib.suppress(OSError):
                     sub.rmdir()
 
-    def power_cut(self) -> None:
+    def power_cut(self, drop_link: bool = True) -> None:
         """Emulate a power loss: the node stops executing and its link goes dark, with no FIN, no Cease, no
-        BFD 'down' sent. (SIGKILL of nspawn would close the node's TCP sockets cleanly: not a power cut.)"""
+        BFD 'down' sent. (SIGKILL of nspawn would close the node's TCP sockets cleanly: not a power cut.)
+        `drop_link=False` freezes the node but leaves the carrier up: a hung machine, seen only by timers."""
         group = self.cgroup()
         if group is None or not (group / "cgroup.freeze").exists():
             raise RuntimeError(f"{self.name}: no cgroup v2 freezer for the node; cannot emulate a power cut")
         (group / "cgroup.freeze").write_text("1")
-        run("ip", "-n", self.name, "link", "set", "eth0", "down")
+        if drop_link:
+            run("ip", "-n", self.name, "link", "set", "eth0", "down")
         self.powered_cut = True
 
     def power_restore(self) -> None:

@@ -6,14 +6,14 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from ober_deploy.paths import MANAGED, PATHS
+from ober_deploy.paths import MANAGED
 from ober_deploy.plan import current_settings
 from ober_deploy.platform import platform_from_facts
 
 ober = current_settings()
 platform = platform_from_facts(host.get_fact(LinuxDistribution))
 UNIT = "/etc/systemd/system/ober-bfdd.service"
-CONFIG = f"{PATHS.etc}/bfdd.conf"
+CONFIG = "/etc/frr/ober-bfdd.conf"  # bfdd reads it as user frr: not under /etc/ober (0750 ober)
 
 if ober.bfd:
     config = files.template(

@@ -9,6 +9,7 @@ from pyinfra.operations import files, server, systemd
 from ober_deploy.paths import PATHS
 
 BFD_UNIT = "/etc/systemd/system/ober-bfdd.service"
+BFD_CONFIG = "/etc/frr/ober-bfdd.conf"
 
 server.shell(
     name="stop and disable ober's services (ExaBGP drains first)",
@@ -21,6 +22,7 @@ for path in (
     PATHS.exabgp_unit,
     PATHS.vips_unit,
     BFD_UNIT,
+    BFD_CONFIG,
     PATHS.haproxy_dropin,
     PATHS.sysctl_file,
     PATHS.watchdog_file,

@@ -168,3 +168,61 @@ def test_node_powered_off_router_drops_it_by_hold_timer(fleet: Fleet) -> None:
     details = fleet.router.birdc("show", "protocols", "all", protocol)  # type: ignore[union-attr]
     assert "Hold timer expired" in details, details
     record_figure("fleet: power restored -> next hops back", fleet.wait_routes(timeout=60))
+
+
+def test_deployed_files_pass_independent_checks_on_every_node(fleet: Fleet) -> None:
+    """What the deploy left on each node, checked with the node's own tools, not with the deploy's."""
+    checks = {
+        "haproxy -c -q -f /etc/haproxy/haproxy.cfg": "",
+        "/opt/ober/venv/bin/exabgp validate /etc/ober/exabgp.conf >/dev/null": "",
+        "/opt/ober/venv/bin/ober-health --check --config /etc/ober/health.toml >/dev/null": "",
+        "stat -c %a /etc/haproxy/certs/s3.lab.pem": "600",
+        "stat -c %U:%G:%a /etc/ober/exabgp.conf": "root:ober:640",
+        "systemctl is-enabled exabgp.service haproxy.service ober-vips.service | sort -u": "enabled",
+        "ps -o user= -p $(systemctl show -p MainPID --value exabgp.service)": "ober",
+        "grep -c graceful /etc/ober/exabgp.conf || true": "0",
+        "/opt/ober/venv/bin/ober status --json >/dev/null; echo $?": "0",
+    }
+    for name, node in fleet.nodes.items():
+        for command, expected in checks.items():
+            result = node.ssh("sh", "-c", f"'{command}'", check=False)
+            assert result.returncode == 0, f"{name}: `{command}` failed: {result.stderr or result.stdout}"
+            assert result.stdout.strip() == expected, f"{name}: `{command}` gave {result.stdout.strip()!r}"
+    # TLS on the VIPs: Mozilla intermediate (no TLS 1.1), ALPN h2 offered
+    host = VIPS[0].split("/")[0]
+    h2 = fleet_curl(fleet, "-k", "--http2", "-o", "/dev/null", "-w", "%{http_version}", f"https://{host}/")
+    assert h2 == "2", f"HTTP version over TLS through {host}: {h2!r}"
+    old_tls = fleet_curl(fleet, "-k", "--tlsv1.1", "--tls-max", "1.1", "-o", "/dev/null", f"https://{host}/", ok=False)
+    assert old_tls is None, "TLS 1.1 was accepted"
+
+
+def fleet_curl(fleet: Fleet, *args: str, ok: bool = True) -> str | None:
+    from lab.procs import netns_exec, run
+
+    result = run(*netns_exec(fleet.router_ns, "curl", "-sS", "--max-time", "3", *args), check=False, timeout=10)
+    if result.returncode != 0:
+        assert not ok, f"curl {' '.join(args)} failed: {result.stderr}"
+        return None
+    return result.stdout.strip()
+
+
+def test_config_rejected_by_haproxy_leaves_live_file_and_running_haproxy_alone(fleet: Fleet) -> None:
+    def live(node: NspawnNode) -> tuple[str, int, set[int]]:
+        digest = node.ssh("sha256sum", "/etc/haproxy/haproxy.cfg").stdout.split()[0]
+        master = node.main_pid(HAPROXY)
+        return digest, master, set(node.children(master))
+
+    before = {name: live(node) for name, node in fleet.nodes.items()}
+    result = fleet.deploy(deploy_file="tests/fleet/broken_haproxy_deploy.py")
+    assert not result.ok, "a config HAProxy rejects was deployed without error"
+    assert "failed validation, the live file is unchanged" in result.output, result.output[-2000:]
+    assert "this-keyword-does-not-exist" in result.output, "the operator does not see HAProxy's complaint"
+    for name, node in fleet.nodes.items():
+        assert live(node) == before[name], f"{name}: live haproxy.cfg or the running HAProxy changed"
+        staged = node.ssh("test", "-e", "/etc/haproxy/haproxy.cfg.ober-new", check=False)
+        assert staged.returncode != 0, f"{name}: the rejected config stayed staged (a re-run would skip the check)"
+    for vip in VIPS:
+        assert fleet.nexthops(vip) == fleet.node_ips(vip), vip
+    # the next regular deploy stages the good config again and comes back to a clean state
+    assert fleet.deploy().ok
+    fleet.wait_routes(timeout=30)

@@ -1,0 +1,55 @@
+"""BFD on the deployed fleet: peers with `bfd: true` get FRR's bfdd on each node, and a node that stops
+dead is dropped by the router in a fraction of the BGP hold time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from lab.fleet import VIPS, Fleet
+from tests.conftest import record_figure
+from tests.fleet.conftest import start_fleet
+
+pytestmark = pytest.mark.fleet
+
+HOLD_TIME = 3.0
+
+
+@pytest.fixture(scope="module")
+def bfd_fleet(fleet_ok: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    fleet = start_fleet(tmp_path_factory.mktemp("bfd"), nodes=2, bfd=True)
+    yield fleet
+    fleet.down()
+    assert not fleet.leftovers, f"processes outlived the fleet: {fleet.leftovers}"
+
+
+def wait_bfd_up(fleet: Fleet, timeout: float = 30.0) -> None:
+    assert fleet.router is not None
+    deadline = time.monotonic() + timeout
+    sessions = ""
+    while time.monotonic() < deadline:
+        sessions = fleet.router.birdc("show", "bfd", "sessions")  # type: ignore[attr-defined]
+        if sum(" Up " in line for line in sessions.splitlines()) >= 2 * len(fleet.nodes):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"BFD sessions not all up at the router:\n{sessions}")
+
+
+def test_frozen_node_is_dropped_by_bfd_well_inside_the_hold_time(bfd_fleet: Fleet) -> None:
+    wait_bfd_up(bfd_fleet)
+    node = bfd_fleet.nodes[list(bfd_fleet.nodes)[-1]]
+    others = [name for name in bfd_fleet.nodes if name != node.name]
+    started = time.monotonic()
+    node.power_cut(drop_link=False)  # frozen, carrier up: only BFD or the hold timer can tell
+    try:
+        bfd_fleet.wait_nexthops(VIPS[0], bfd_fleet.node_ips(VIPS[0], others), timeout=HOLD_TIME + 2)
+        seconds = time.monotonic() - started
+    finally:
+        node.power_restore()
+    record_figure("fleet: node frozen -> next hops gone (BFD 50 ms x 3)", seconds)
+    assert seconds < HOLD_TIME / 2, f"{seconds:.2f}s: that is the hold timer's doing, not BFD's"
+    details = bfd_fleet.router.birdc("show", "protocols", "all", f"{node.name}_v4")  # type: ignore[union-attr]
+    assert "BFD session down" in details, details
+    bfd_fleet.wait_routes(timeout=60)
