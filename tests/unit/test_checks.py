@@ -1,0 +1,292 @@
+"""The checks against a real HAProxy: its monitor URI, its stats socket, and what a dead or hung one looks like.
+
+Each test starts its own `haproxy -W -db` (master + worker, foreground, in a process group of its own so a
+test can SIGSTOP both) on free loopback ports, with a python http.server as the one live backend server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from ober_health.checks import check_backend, check_http, parse_show_stat, read_stats, up_servers
+from ober_health.config import VipConfig
+
+HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None)
+pytestmark = pytest.mark.skipif(HAPROXY is None, reason="needs the haproxy binary (apt-get install haproxy)")
+
+TIMEOUT = 0.5
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the process group this test created for `proc` (its pid is the group id), then reap it."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGCONT)  # a stopped process does not act on SIGTERM
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=5)
+
+
+@dataclass
+class Haproxy:
+    workdir: Path
+    health_url: str
+    socket_path: str
+    backend_port: int
+    proc: subprocess.Popen[bytes]
+    backend: subprocess.Popen[bytes] | None = None
+
+    def start_backend(self) -> None:
+        self.backend = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "-d",
+                str(self.workdir),
+                str(self.backend_port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def stop_backend(self) -> None:
+        if self.backend is not None:
+            stop_group(self.backend)
+            self.backend = None
+
+    def rows(self) -> list[dict[str, str]]:
+        rows, error = read_stats(self.socket_path, 2.0)
+        assert rows is not None, error
+        return rows
+
+    def status(self, backend: str, server: str) -> str:
+        return next(r["status"] for r in self.rows() if r["pxname"] == backend and r["svname"] == server)
+
+    def admin(self, command: str) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(self.socket_path)
+            sock.sendall(command.encode() + b"\n")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        assert answer.strip() == b"", answer
+
+
+@pytest.fixture
+def haproxy(tmp_path: Path) -> Iterator[Haproxy]:
+    assert HAPROXY is not None
+    health_port, backend_port, dead_port = free_port(), free_port(), free_port()
+    socket_path = str(tmp_path / "haproxy.sock")
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        f"""\
+global
+    stats socket {socket_path} mode 600 level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend stats
+    bind 127.0.0.1:{health_port}
+    monitor-uri /health
+    monitor fail if {{ nbsrv(be_app) lt 1 }}
+backend be_app
+    option httpchk GET /
+    default-server inter 100ms fall 1 rise 1
+    server s1 127.0.0.1:{backend_port} check
+    server s2 127.0.0.1:{dead_port} check
+backend be_unchecked
+    server u1 127.0.0.1:{dead_port}
+backend be_none
+"""
+    )
+    proc = subprocess.Popen(
+        [HAPROXY, "-W", "-db", "-f", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "haproxy.log").open("wb"),
+        start_new_session=True,  # its own process group: master and worker stop and die together
+    )
+    instance = Haproxy(tmp_path, f"http://127.0.0.1:{health_port}/health", socket_path, backend_port, proc)
+    try:
+        instance.start_backend()
+        wait_for(lambda: read_stats(socket_path, 1.0)[0] is not None, "HAProxy's stats socket")
+        wait_for(lambda: instance.status("be_app", "s1") == "UP", "be_app/s1 UP")
+        yield instance
+    finally:
+        instance.stop_backend()
+        stop_group(proc)
+        if proc.returncode not in (0, -signal.SIGKILL):
+            print((tmp_path / "haproxy.log").read_text())
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.trust_env = False
+        yield session
+
+
+# ---- check_http
+
+
+def test_http_200_while_a_backend_server_is_up(haproxy: Haproxy, session: requests.Session) -> None:
+    result = check_http(session, haproxy.health_url, TIMEOUT)
+    assert result.ok, result
+    assert result.reason == f"{haproxy.health_url} answered 200"
+
+
+def test_http_503_when_monitor_fail_matches_and_200_again(haproxy: Haproxy, session: requests.Session) -> None:
+    haproxy.stop_backend()
+    wait_for(lambda: haproxy.status("be_app", "s1").startswith("DOWN"), "be_app/s1 DOWN")
+    result = check_http(session, haproxy.health_url, TIMEOUT)
+    assert not result.ok
+    assert result.reason == f"{haproxy.health_url} answered 503"
+    haproxy.start_backend()
+    wait_for(lambda: check_http(session, haproxy.health_url, TIMEOUT).ok, "the health URL to answer 200 again")
+
+
+def test_http_refused_when_nothing_listens(session: requests.Session) -> None:
+    url = f"http://127.0.0.1:{free_port()}/health"
+    result = check_http(session, url, TIMEOUT)
+    assert not result.ok
+    assert result.reason == f"{url} unreachable (Connection refused)"
+
+
+def test_http_and_stats_time_out_on_a_hung_haproxy(haproxy: Haproxy, session: requests.Session) -> None:
+    os.killpg(haproxy.proc.pid, signal.SIGSTOP)  # master and worker: the kernel still accepts connections
+    try:
+        started = time.monotonic()
+        result = check_http(session, haproxy.health_url, TIMEOUT)
+        elapsed = time.monotonic() - started
+        assert not result.ok
+        assert result.reason == f"{haproxy.health_url} did not answer within 0.5s"
+        assert elapsed < 5, elapsed  # bounded by the timeout, not hung with HAProxy
+        rows, error = read_stats(haproxy.socket_path, TIMEOUT)
+        assert rows is None
+        assert error == f"{haproxy.socket_path} did not answer within 0.5s"
+    finally:
+        os.killpg(haproxy.proc.pid, signal.SIGCONT)
+    wait_for(lambda: check_http(session, haproxy.health_url, TIMEOUT).ok, "HAProxy to answer after SIGCONT")
+    assert read_stats(haproxy.socket_path, TIMEOUT)[0] is not None
+
+
+def test_http_after_haproxy_is_killed(haproxy: Haproxy, session: requests.Session) -> None:
+    stop_group(haproxy.proc)
+    result = check_http(session, haproxy.health_url, TIMEOUT)
+    assert not result.ok and "Connection refused" in result.reason, result
+    # its socket file is still there, with nobody behind it
+    assert os.path.exists(haproxy.socket_path)
+    rows, error = read_stats(haproxy.socket_path, TIMEOUT)
+    assert rows is None and error == f"{haproxy.socket_path} unreachable (Connection refused)"
+
+
+# ---- stats socket
+
+
+def test_up_servers_counts_only_up_servers(haproxy: Haproxy) -> None:
+    wait_for(lambda: haproxy.status("be_app", "s2").startswith("DOWN"), "be_app/s2 (nothing listens) DOWN")
+    rows = haproxy.rows()
+    assert up_servers(rows, "be_app") == 1
+    assert up_servers(rows, "be_unchecked") == 1  # "no check": HAProxy sends it traffic
+    assert up_servers(rows, "be_none") == 0  # a backend without servers exists, with nobody to serve
+    assert up_servers(rows, "be_missing") is None
+    assert up_servers(rows, "stats") == 0  # a frontend: its FRONTEND row is not a server
+
+
+def test_servers_in_maintenance_or_drain_do_not_count(haproxy: Haproxy) -> None:
+    haproxy.admin("set server be_app/s1 state drain")
+    assert haproxy.status("be_app", "s1") == "DRAIN"
+    assert up_servers(haproxy.rows(), "be_app") == 0
+    haproxy.admin("set server be_app/s1 state maint")
+    assert haproxy.status("be_app", "s1") == "MAINT"
+    assert up_servers(haproxy.rows(), "be_app") == 0
+    haproxy.admin("set server be_app/s1 state ready")
+    wait_for(lambda: up_servers(haproxy.rows(), "be_app") == 1, "be_app/s1 back UP")
+
+
+def test_check_backend_against_live_stats(haproxy: Haproxy) -> None:
+    rows, error = read_stats(haproxy.socket_path, TIMEOUT)
+    assert rows is not None, error
+    wait_for(lambda: haproxy.status("be_app", "s2").startswith("DOWN"), "be_app/s2 DOWN")
+    rows = haproxy.rows()
+    vip = VipConfig("203.0.113.10/32", backend="be_app", min_up=1)
+    assert check_backend(rows, "", vip).ok
+    assert check_backend(rows, "", vip).reason == "backend be_app has 1 server(s) UP"
+    two = VipConfig("203.0.113.10/32", backend="be_app", min_up=2)
+    result = check_backend(rows, "", two)
+    assert not result.ok and result.reason == "backend be_app has 1 server(s) UP, needs 2"
+    missing = VipConfig("203.0.113.10/32", backend="be_missing")
+    result = check_backend(rows, "", missing)
+    assert not result.ok and result.reason == "backend be_missing not found in HAProxy"
+    assert check_backend(rows, "", VipConfig("203.0.113.10/32")).ok  # no backend: nothing to count
+
+
+def test_backend_server_down_is_seen_through_the_socket(haproxy: Haproxy) -> None:
+    vip = VipConfig("203.0.113.10/32", backend="be_app", min_up=1)
+    haproxy.stop_backend()
+    wait_for(lambda: not check_backend(*read_stats(haproxy.socket_path, TIMEOUT), vip).ok, "be_app to lose s1")
+    result = check_backend(*read_stats(haproxy.socket_path, TIMEOUT), vip)
+    assert result.reason == "backend be_app has 0 server(s) UP, needs 1"
+
+
+def test_missing_stats_socket_is_unhealthy_with_a_reason(tmp_path: Path) -> None:
+    path = str(tmp_path / "absent.sock")
+    rows, error = read_stats(path, TIMEOUT)
+    assert rows is None
+    assert error == f"{path} unreachable (No such file or directory)"
+    result = check_backend(rows, error, VipConfig("203.0.113.10/32", backend="be_app"))
+    assert not result.ok
+    assert result.reason == f"stats socket: {path} unreachable (No such file or directory)"
+
+
+def test_socket_path_that_is_not_a_socket(tmp_path: Path) -> None:
+    path = tmp_path / "plain-file"
+    path.write_text("")
+    rows, error = read_stats(str(path), TIMEOUT)
+    assert rows is None and error.startswith(f"{path} unreachable ("), error
+
+
+def test_parse_show_stat_keys_rows_by_column() -> None:
+    text = "# pxname,svname,status,\nbe_app,s1,UP,\nbe_app,s2,UP 1/2,\nbe_app,s3,NOLB,\nbe_app,BACKEND,UP,\n\n"
+    rows = parse_show_stat(text)
+    assert [(r["pxname"], r["svname"], r["status"]) for r in rows] == [
+        ("be_app", "s1", "UP"),
+        ("be_app", "s2", "UP 1/2"),
+        ("be_app", "s3", "NOLB"),
+        ("be_app", "BACKEND", "UP"),
+    ]
+    assert up_servers(rows, "be_app") == 2  # UP and "UP 1/2" (going down, still serving); not NOLB
