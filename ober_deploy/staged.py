@@ -1,7 +1,7 @@
 """Stage, validate, swap: a config file only replaces the live one after the node's own checker accepts it.
 
     haproxy_cfg = staged_template("HAProxy config", "templates/haproxy.cfg.j2", "/etc/haproxy/haproxy.cfg",
-                                  check="haproxy -c -q -f {staged}", ober=settings, ...)
+                                  check="haproxy -c -f {staged}", ober=settings, ...)
     server.shell(..., _if=haproxy_cfg.did_change)     # reload only when the live file changed
 
 The rendered file is uploaded next to the target as `<dest>.ober-new` and kept there: an unchanged

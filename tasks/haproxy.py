@@ -46,7 +46,7 @@ config = staged_template(
     "HAProxy config",
     "templates/haproxy.cfg.j2",
     PATHS.haproxy_config,
-    check="haproxy -c -q -f {staged}",
+    check="haproxy -c -f {staged}",
     mode="644",
     managed=MANAGED,
     ober=ober,

@@ -10,6 +10,6 @@ staged_template(
     "HAProxy config",
     "tests/fleet/broken_haproxy.cfg.j2",
     PATHS.haproxy_config,
-    check="haproxy -c -q -f {staged}",
+    check="haproxy -c -f {staged}",
     managed="test",
 )

@@ -53,3 +53,27 @@ def test_frozen_node_is_dropped_by_bfd_well_inside_the_hold_time(bfd_fleet: Flee
     details = bfd_fleet.router.birdc("show", "protocols", "all", f"{node.name}_v4")  # type: ignore[union-attr]
     assert "BFD session down" in details, details
     bfd_fleet.wait_routes(timeout=60)
+
+
+def test_uninstall_removes_everything_ober_put_on_the_node(bfd_fleet: Fleet) -> None:
+    node = bfd_fleet.nodes[next(iter(bfd_fleet.nodes))]
+    others = [name for name in bfd_fleet.nodes if name != node.name]
+    result = bfd_fleet.deploy("--limit", node.name, deploy_file="tasks/uninstall.py")
+    assert result.ok, result.output[-3000:]
+    for vip in VIPS:
+        assert bfd_fleet.nexthops(vip) == bfd_fleet.node_ips(vip, others), f"{vip} still routed to {node.name}"
+    leftovers = node.ssh(
+        "sh",
+        "-c",
+        "'for p in /opt/ober /etc/ober /run/ober /etc/haproxy/certs /etc/systemd/system/exabgp.service"
+        " /etc/systemd/system/ober-vips.service /etc/systemd/system/ober-bfdd.service /etc/frr/ober-bfdd.conf"
+        " /etc/sysctl.d/60-ober.conf /etc/haproxy/ober-frontend.acl /etc/haproxy/haproxy.cfg.ober-new;"
+        " do [ -e $p ] && echo $p; done; getent passwd ober; ip -o addr | grep -F 203.0.113.; true'",
+    ).stdout.split()
+    assert not leftovers, f"{node.name}: left behind by the uninstall: {leftovers}"
+    # HAProxy is back on the distribution's own configuration (dpkg knows its checksum)
+    conffile = node.ssh("dpkg-query", "-W", "-f='${Conffiles}'", "haproxy").stdout
+    shipped = next(line.split()[1] for line in conffile.splitlines() if "/etc/haproxy/haproxy.cfg" in line)
+    current = node.ssh("md5sum", "/etc/haproxy/haproxy.cfg").stdout.split()[0]
+    assert current == shipped, "haproxy.cfg is not the distribution's after the uninstall"
+    assert node.ssh("systemctl", "is-active", "haproxy.service", check=False).stdout.strip() == "active"

@@ -180,7 +180,7 @@ def test_deployed_files_pass_independent_checks_on_every_node(fleet: Fleet) -> N
         "stat -c %U:%G:%a /etc/ober/exabgp.conf": "root:ober:640",
         "systemctl is-enabled exabgp.service haproxy.service ober-vips.service | sort -u": "enabled",
         "ps -o user= -p $(systemctl show -p MainPID --value exabgp.service)": "ober",
-        "grep -c graceful /etc/ober/exabgp.conf || true": "0",
+        "grep -c graceful-restart /etc/ober/exabgp.conf || true": "0",
         "/opt/ober/venv/bin/ober status --json >/dev/null; echo $?": "0",
     }
     for name, node in fleet.nodes.items():
