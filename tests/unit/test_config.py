@@ -340,7 +340,7 @@ _documents = st.fixed_dictionaries(
 
 
 @given(_documents)
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 def test_property_any_document_is_a_config_or_a_config_error(raw: dict[str, Any]) -> None:
     try:
         config = parse_config(raw)

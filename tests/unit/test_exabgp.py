@@ -255,7 +255,7 @@ _json_values = st.recursive(
 
 
 @given(_json_values)
-@settings(max_examples=500)
+@settings(max_examples=300)
 def test_property_any_json_line_never_raises(value: object) -> None:
     event = parse_line(json.dumps(value))
     assert event is not None and isinstance(event.kind, EventKind)
