@@ -546,6 +546,23 @@ def test_sigterm_withdraws_every_announced_vip_and_exits_0_within_2s_without_ack
     assert state["stopping"] is True and set(program.vip_states().values()) == {"withdrawn"}, state
 
 
+def test_systemd_stop_sequence_withdraws_once_and_exits_within_2s(start: StartProgram) -> None:
+    """`systemctl stop`: SIGTERM to the whole unit, ExaBGP's `shutdown` line, then ExaBGP's own SIGTERM."""
+    program = announced(start, ack=None)
+    program.proc.send_signal(signal.SIGTERM)
+    program.send("shutdown 4242 1\n")
+    program.proc.send_signal(signal.SIGTERM)
+    assert program.wait_exit(2.0) == 0
+    assert program.seen == [ANNOUNCE_V4, ANNOUNCE_V6, WITHDRAW_V4, WITHDRAW_V6]
+
+
+def test_sigint_is_a_stop_too(start: StartProgram) -> None:
+    program = announced(start)
+    program.proc.send_signal(signal.SIGINT)
+    assert program.wait_exit(2.0) == 0
+    assert program.seen[2:] == [WITHDRAW_V4, WITHDRAW_V6]
+
+
 def test_sigterm_with_acks_exits_0(start: StartProgram) -> None:
     program = announced(start)
     program.proc.send_signal(signal.SIGTERM)
