@@ -30,10 +30,10 @@ KEY_PREFIX = "ober_"
 DEFAULT_BACKEND = "be_rgw"
 ASN_RANGE = (1, 4294967295)
 HOLD_TIME_RANGE = (3, 65535)  # RFC 4271: 0 or at least 3; 0 (no keepalives) would hide a dead node forever
-_COMMUNITY = re.compile(r"^\d{1,5}:\d{1,5}$")
+_COMMUNITY = re.compile(r"[0-9]{1,5}:[0-9]{1,5}")  # fullmatch: `$` would accept a trailing newline
 _BACKEND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+_HOSTNAME = re.compile(  # fullmatch: `$` would accept a trailing newline
+    r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
 _HEALTH_KEYS: dict[str, tuple[type, float, float]] = {
     "interval": (float, 0.05, 10.0),
@@ -203,6 +203,8 @@ def _bool(c: _Collector, key: str, value: Any) -> bool:
 
 def _address(c: _Collector, key: str, value: Any, version: int | None = None) -> str | None:
     try:
+        if not isinstance(value, str):  # ipaddress takes integers and bytes: 65001 would be 0.0.253.233
+            raise ValueError(value)
         address = ipaddress.ip_address(value)
     except ValueError:
         c.add(key, value, "not an IP address" if version is None else f"not an IPv{version} address")
@@ -216,6 +218,9 @@ def _address(c: _Collector, key: str, value: Any, version: int | None = None) ->
 def _prefix(c: _Collector, key: str, value: Any) -> str | None:
     if not isinstance(value, str) or "/" not in value:
         c.add(key, value, "not an IP prefix (address/length)")
+        return None
+    if "%" in value:
+        c.add(key, value, "a scoped IPv6 address (%zone) is not a prefix that can be announced")
         return None
     try:
         return str(ipaddress.ip_network(value, strict=True))
@@ -240,6 +245,8 @@ def _networks(c: _Collector, key: str, value: Any) -> tuple[str, ...]:
     for index, item in enumerate(items):
         text = item.strip() if isinstance(item, str) else item
         try:
+            if not isinstance(text, str) or "%" in text:  # not integers (10 would be 0.0.0.10/32), no IPv6 zone
+                raise ValueError(text)
             out.append(str(ipaddress.ip_network(text, strict=True)))
         except (ValueError, TypeError):
             c.add(f"{key}[{index}]", item, "not an IP address or prefix (without host bits)")
@@ -257,7 +264,7 @@ def _peers(c: _Collector, value: Any) -> tuple[Peer, ...]:
             c.add(key, item, "must be a mapping with address and asn")
             continue
         unknown = set(item) - {"address", "asn", "bfd"}
-        for name in sorted(unknown):
+        for name in sorted(unknown, key=repr):  # keys may be of mixed types
             c.add(f"{key}.{name}", item[name], "unknown key (known: address, asn, bfd)")
         address = _address(c, f"{key}.address", item.get("address"))
         asn = _int(c, f"{key}.asn", item.get("asn"), *ASN_RANGE)
@@ -283,7 +290,7 @@ def _vips(c: _Collector, value: Any, backend_names: tuple[str, ...]) -> tuple[Vi
         if not isinstance(entry, Mapping):
             c.add(key, item, "must be a prefix or a mapping with prefix")
             continue
-        for name in sorted(set(entry) - {"prefix", "backend", "min_up", "med", "communities"}):
+        for name in sorted(set(entry) - {"prefix", "backend", "min_up", "med", "communities"}, key=repr):
             c.add(f"{key}.{name}", entry[name], "unknown key (known: prefix, backend, min_up, med, communities)")
         prefix = _prefix(c, f"{key}.prefix", entry.get("prefix"))
         if prefix and ipaddress.ip_network(prefix).num_addresses != 1:
@@ -301,7 +308,7 @@ def _vips(c: _Collector, value: Any, backend_names: tuple[str, ...]) -> tuple[Vi
             c.add(f"{key}.communities", communities, "must be a list like ['65000:100']")
             communities = []
         for ci, community in enumerate(communities):
-            if not isinstance(community, str) or not _COMMUNITY.match(community):
+            if not isinstance(community, str) or not _COMMUNITY.fullmatch(community):
                 c.add(f"{key}.communities[{ci}]", community, "not a community ASN:VALUE")
             elif any(int(part) > 65535 for part in community.split(":")):
                 c.add(f"{key}.communities[{ci}]", community, "community parts must be 0..65535")
@@ -335,10 +342,10 @@ def expand_backends(c: _Collector, value: Any) -> tuple[Backend, ...]:
         for entry in entries:
             host, sep, port_text = entry.rpartition(":")
             host = host.strip("[]")
-            if not sep or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            if not sep or not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
                 c.add(key, spec, f"{entry!r} has no valid :port")
                 break
-            if not _HOSTNAME.match(host) and not _is_ip(host):
+            if not _HOSTNAME.fullmatch(host) and not _is_ip(host):
                 c.add(key, spec, f"{host!r} is not a hostname or IP address")
                 break
             backends.append(Backend(f"rgw{len(backends) + 1}", host, int(port_text)))
@@ -373,6 +380,13 @@ def resolve(name: str, timeout: float = 3.0) -> list[str]:
             return future.result(timeout=timeout)
         except (OSError, FutureTimeout):
             return []
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # permission denied, name too long
+        return False
 
 
 def _inside(addresses: Iterable[str], networks: tuple[str, ...]) -> bool:
@@ -474,11 +488,13 @@ def node_settings(
     health = _health(c, data.get("ober_health"))
     kernel_tuning = _bool(c, "ober_kernel_tuning", data.get("ober_kernel_tuning", True))
     repository = data.get("ober_haproxy_repository")
-    if repository is not None and (not isinstance(repository, str) or not repository.strip()):
+    if repository is not None and (
+        not isinstance(repository, str) or not repository.strip() or any(ch in repository for ch in "\r\n\0")
+    ):  # one line: a newline would add lines of its own to the .repo file or the apt source
         c.add("ober_haproxy_repository", repository, "must be an apt source line or a dnf baseurl")
         repository = None
     wheels_dir = data.get("ober_wheels_dir")
-    if wheels_dir is not None and not Path(str(wheels_dir)).is_dir():
+    if wheels_dir is not None and not _is_dir(Path(str(wheels_dir))):
         c.add("ober_wheels_dir", wheels_dir, "not a directory on the controller")
         wheels_dir = None
     maxconn = _int(c, "ober_maxconn", data.get("ober_maxconn", 100000), 100, 10_000_000) or 100000

@@ -17,9 +17,12 @@ EXPIRY_MARGIN_SECONDS = 0  # expired now; a warning window belongs in monitoring
 
 def certificate_problem(path: Path) -> str:
     """Why `path` is not a usable HAProxy bundle ('' when it is)."""
-    if not path.is_file():
-        return "no such file on the controller"
-    text = path.read_text(errors="replace")
+    try:
+        if not path.is_file():
+            return "no such file on the controller"
+        text = path.read_text(errors="replace")
+    except OSError as error:  # permission denied, name too long: a line for the operator, not a traceback
+        return f"not readable on the controller ({error.strerror or error})"
     if "-----BEGIN CERTIFICATE-----" not in text:
         return "no certificate in the PEM bundle"
     if "PRIVATE KEY-----" not in text:
