@@ -1,0 +1,493 @@
+"""Inventory validation on the controller: every bad value stops the deploy with a line naming host, key, value.
+
+An operator reads `edge-7: ober_vips[0].prefix = '203.0.113.300/32': not an IP prefix` and knows what to
+fix where. Each case below changes one key of data that validates, and checks that line is there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ober_deploy.settings import (
+    KNOWN_KEYS,
+    Backend,
+    InventoryError,
+    NodeSettings,
+    Peer,
+    Vip,
+    node_settings,
+    validate_inventory,
+)
+from tests.deploy.conftest import Bundles
+from tests.deploy.support import (
+    HOST,
+    NODE_V4,
+    NODE_V6,
+    REPO,
+    ROUTER_V4,
+    ROUTER_V6,
+    VIP_V4,
+    VIP_V6,
+    prod_hosts,
+    resolver,
+    run,
+    site_data,
+)
+
+
+def settings_of(data: dict[str, Any], host: str = HOST) -> NodeSettings:
+    return node_settings(host, data, resolver=resolver)
+
+
+def problems_of(data: dict[str, Any], host: str = HOST) -> list[str]:
+    with pytest.raises(InventoryError) as caught:
+        settings_of(data, host)
+    problems = caught.value.problems
+    assert problems, "an InventoryError must say what is wrong"
+    assert str(caught.value) == "\n".join(problems)
+    return problems
+
+
+def line_for(problems: list[str], key: str, value_text: str, host: str = HOST) -> str:
+    """The problem line `host: key = value: why`; fails showing every line when there is none."""
+    for line in problems:
+        if line.startswith(f"{host}: {key} = {value_text}: "):
+            return line
+    raise AssertionError(f"no line '{host}: {key} = {value_text}: ...' among:\n" + "\n".join(problems))
+
+
+def test_site_data_validates() -> None:
+    """The base every case below changes one key of: it must be good, or the cases prove nothing."""
+    node = settings_of(site_data())
+    assert node.local_asn == 65001
+    assert node.peers == (Peer(ROUTER_V4, 65000),)
+    assert node.vips == (Vip(VIP_V4),)
+    assert node.backends == (Backend("rgw1", "rgw01.internal", 7480), Backend("rgw2", "rgw02.internal", 7480))
+
+
+def peer(**values: Any) -> dict[str, Any]:
+    return {"address": ROUTER_V4, "asn": 65000, **values}
+
+
+def vip(**values: Any) -> dict[str, Any]:
+    return {"prefix": VIP_V4, **values}
+
+
+# (key changed, its bad value, the key the line names, the value as the line shows it, a word of the reason)
+CASES: list[tuple[str, Any, str, str, str]] = [
+    ("ober_local_asn", 0, "ober_local_asn", "0", "out of range"),
+    ("ober_local_asn", 4294967296, "ober_local_asn", "4294967296", "out of range"),
+    ("ober_local_asn", "x", "ober_local_asn", "'x'", "not an integer"),
+    ("ober_local_asn", True, "ober_local_asn", "True", "not an integer"),
+    ("ober_local_asn", 65001.0, "ober_local_asn", "65001.0", "not an integer"),
+    ("ober_router_id", "2001:db8::1", "ober_router_id", "'2001:db8::1'", "IPv4"),
+    ("ober_router_id", "198.51.100.300", "ober_router_id", "'198.51.100.300'", "IPv4"),
+    ("ober_router_id", "router1", "ober_router_id", "'router1'", "IPv4"),
+    ("ober_local_ipv4", NODE_V6, "ober_local_ipv4", repr(NODE_V6), "IPv4"),
+    ("ober_local_ipv6", NODE_V4, "ober_local_ipv6", repr(NODE_V4), "IPv6"),
+    ("ober_peers", [], "ober_peers", "[]", "non-empty"),
+    ("ober_peers", [peer(address="198.51.100.256")], "ober_peers[0].address", "'198.51.100.256'", "not an IP"),
+    ("ober_peers", [peer(asn=0)], "ober_peers[0].asn", "0", "out of range"),
+    ("ober_peers", [peer(asn=4294967296)], "ober_peers[0].asn", "4294967296", "out of range"),
+    ("ober_peers", [peer(password="s3cret")], "ober_peers[0].password", "'s3cret'", "unknown key"),
+    ("ober_peers", [peer(), peer()], "ober_peers[1].address", repr(ROUTER_V4), "listed twice"),
+    ("ober_peers", [peer(bfd="yes")], "ober_peers[0].bfd", "'yes'", "true or false"),
+    ("ober_hold_time", 2, "ober_hold_time", "2", "out of range 3..65535"),
+    ("ober_hold_time", 65536, "ober_hold_time", "65536", "out of range"),
+    ("ober_vips", ["203.0.113.300/32"], "ober_vips[0].prefix", "'203.0.113.300/32'", "not an IP prefix"),
+    ("ober_vips", ["203.0.113.10/24"], "ober_vips[0].prefix", "'203.0.113.10/24'", "did you mean 203.0.113.0/24"),
+    ("ober_vips", ["203.0.113.10/31"], "ober_vips[0].prefix", "'203.0.113.10/31'", "one address"),
+    ("ober_vips", ["203.0.113.10"], "ober_vips[0].prefix", "'203.0.113.10'", "address/length"),
+    ("ober_vips", [VIP_V4, VIP_V4], "ober_vips", repr(VIP_V4), "listed twice"),
+    ("ober_vips", [vip(backend="be_swift")], "ober_vips[0].backend", "'be_swift'", "not a backend"),
+    ("ober_vips", [vip(med=4294967296)], "ober_vips[0].med", "4294967296", "out of range"),
+    ("ober_vips", [vip(med=-1)], "ober_vips[0].med", "-1", "out of range"),
+    ("ober_vips", [vip(min_up=-1)], "ober_vips[0].min_up", "-1", "out of range"),
+    ("ober_vips", [vip(communities=["65000:100000"])], "ober_vips[0].communities[0]", "'65000:100000'", "community"),
+    ("ober_vips", [vip(communities=["65536:1"])], "ober_vips[0].communities[0]", "'65536:1'", "0..65535"),
+    ("ober_vips", [vip(communities="65000:1")], "ober_vips[0].communities", "'65000:1'", "must be a list"),
+    ("ober_vips", [vip(weight=5)], "ober_vips[0].weight", "5", "unknown key"),
+    ("ober_vips", [], "ober_vips", "[]", "non-empty"),
+    ("ober_backends", "rgw[01-.internal:7480", "ober_backends", "'rgw[01-.internal:7480'", "malformed hostlist"),
+    ("ober_backends", "rgw01.internal", "ober_backends", "'rgw01.internal'", "no valid :port"),
+    ("ober_backends", "rgw01.internal:70000", "ober_backends", "'rgw01.internal:70000'", "no valid :port"),
+    ("ober_backends", "rgw01.internal:0", "ober_backends", "'rgw01.internal:0'", "no valid :port"),
+    ("ober_backends", "rgw99.internal:7480", "ober_backends", "'rgw99.internal'", "does not resolve"),
+    ("ober_backends", "rgw_01.internal:7480", "ober_backends", "'rgw_01.internal:7480'", "not a hostname"),
+    ("ober_backends", ["rgw01.internal:7480", "rgw 2:1"], "ober_backends[1]", "'rgw 2:1'", "not a hostname"),
+    ("ober_backends", ["rgw01.internal:7480"] * 2, "ober_backends", "'rgw01.internal:7480'", "listed twice"),
+    ("ober_backends", [], "ober_backends", "[]", "hostlist"),
+    ("ober_backend_check_path", "health", "ober_backend_check_path", "'health'", "absolute"),
+    ("ober_backend_check_path", "/a b", "ober_backend_check_path", "'/a b'", "without spaces"),
+    ("ober_http", "no", "ober_http", "'no'", "true or false"),
+    ("ober_whitelist_frontend", ["198.51.100.0/33"], "ober_whitelist_frontend[0]", "'198.51.100.0/33'", "prefix"),
+    ("ober_whitelist_frontend", "10.0.0.0/8, clients", "ober_whitelist_frontend[1]", "' clients'", "prefix"),
+    ("ober_whitelist_routers", ["routers"], "ober_whitelist_routers[0]", "'routers'", "prefix"),
+    ("ober_whitelist_backend", ["192.0.2.1/24"], "ober_whitelist_backend[0]", "'192.0.2.1/24'", "host bits"),
+    ("ober_whitelist_backend", {"net": "192.0.2.0/24"}, "ober_whitelist_backend", "{'net': '192.0.2.0/24'}", "list"),
+    ("ober_health", {"jitter": 0.1}, "ober_health.jitter", "0.1", "unknown key"),
+    ("ober_health", {"rise": 0}, "ober_health.rise", "0", "out of range 1..100"),
+    ("ober_health", {"interval": "fast"}, "ober_health.interval", "'fast'", "not a float"),
+    ("ober_health", {"fall": 2.5}, "ober_health.fall", "2.5", "not a int"),
+    ("ober_health", {"interval": 0.05, "timeout": 1.0}, "ober_health.timeout", "1.0", "watchdog"),
+    ("ober_health", "fast", "ober_health", "'fast'", "mapping"),
+    ("ober_kernel_tuning", "yes", "ober_kernel_tuning", "'yes'", "true or false"),
+    ("ober_check_dns", "no", "ober_check_dns", "'no'", "true or false"),
+    ("ober_maxconn", 50, "ober_maxconn", "50", "out of range"),
+    ("ober_haproxy_repository", "", "ober_haproxy_repository", "''", "apt source line"),
+    ("ober_wheels_dir", "/nonexistent/wheels", "ober_wheels_dir", "'/nonexistent/wheels'", "not a directory"),
+    ("ober_local_as", 65001, "ober_local_as", "65001", "typo"),
+    ("ober_vip", [VIP_V4], "ober_vip", repr([VIP_V4]), "typo"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "named_key", "value_text", "why"), CASES)
+def test_bad_value_is_named_with_host_key_and_value(
+    key: str, value: Any, named_key: str, value_text: str, why: str
+) -> None:
+    line = line_for(problems_of(site_data(**{key: value})), named_key, value_text)
+    assert why in line
+
+
+def test_peer_address_outside_router_whitelist() -> None:
+    problems = problems_of(site_data(ober_whitelist_routers=["192.0.2.0/24"]))
+    assert "not inside ober_whitelist_routers" in line_for(problems, "ober_peers[0].address", repr(ROUTER_V4))
+
+
+def test_backend_resolving_outside_backend_whitelist_names_name_and_address() -> None:
+    problems = problems_of(site_data(ober_whitelist_backend=["192.0.2.22/32"]))
+    assert "not inside ober_whitelist_backend" in line_for(problems, "ober_backends", "'rgw01.internal (192.0.2.21)'")
+    assert not any("rgw02" in line for line in problems), problems
+
+
+def test_backend_names_are_not_resolved_with_check_dns_off() -> None:
+    asked: list[str] = []
+
+    def recording(name: str) -> list[str]:
+        asked.append(name)
+        return []
+
+    node = node_settings(HOST, site_data(ober_backends="rgw99.internal:7480", ober_check_dns=False), resolver=recording)
+    assert node.backends == (Backend("rgw1", "rgw99.internal", 7480),)
+    assert asked == []
+
+
+def test_ipv6_vip_without_ipv6_peer() -> None:
+    problems = problems_of(site_data(ober_vips=[VIP_V4, VIP_V6], ober_local_ipv6=NODE_V6))
+    assert "no IPv6 peer for the IPv6 VIPs" in line_for(problems, "ober_peers", repr([ROUTER_V4]))
+    assert len(problems) == 1, problems
+
+
+def test_ipv6_session_needs_the_nodes_ipv6_address() -> None:
+    data = site_data(ober_vips=[VIP_V4, VIP_V6], ober_peers=[peer(), peer(address=ROUTER_V6)])
+    assert "IPv6 session" in line_for(problems_of(data), "ober_local_ipv6", "None")
+    node = settings_of({**data, "ober_local_ipv6": NODE_V6})
+    assert node.families == (4, 6)
+    assert node.local_address(6) == NODE_V6
+
+
+def test_no_frontend_at_all() -> None:
+    problems = problems_of(site_data(ober_http=False))
+    assert "no frontend would serve the VIPs" in line_for(problems, "ober_tls_certificates", "[]")
+
+
+def test_tls_bundle_missing(tmp_path: Path) -> None:
+    path = str(tmp_path / "s3.example.org.pem")
+    problems = problems_of(site_data(ober_tls_certificates=[path]))
+    assert "no such file on the controller" in line_for(problems, "ober_tls_certificates[0]", repr(path))
+
+
+def test_tls_key_does_not_match_certificate(bundles: Bundles) -> None:
+    problems = problems_of(site_data(ober_tls_certificates=[str(bundles.mismatched)]))
+    line = line_for(problems, "ober_tls_certificates[0]", repr(str(bundles.mismatched)))
+    assert "the private key does not match the certificate" in line
+
+
+def test_tls_certificate_expired(bundles: Bundles) -> None:
+    problems = problems_of(site_data(ober_tls_certificates=[str(bundles.expired)]))
+    line = line_for(problems, "ober_tls_certificates[0]", repr(str(bundles.expired)))
+    assert "the certificate has expired" in line
+    assert "2020" in line  # the end date, so the operator sees how stale it is
+
+
+def test_tls_bundle_without_key(bundles: Bundles, tmp_path: Path) -> None:
+    text = bundles.good.read_text()
+    only_cert = tmp_path / "cert-only.pem"
+    only_cert.write_text(text[: text.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n")
+    problems = problems_of(site_data(ober_tls_certificates=[str(only_cert)]))
+    assert "no private key" in line_for(problems, "ober_tls_certificates[0]", repr(str(only_cert)))
+
+
+def test_paths_the_controller_cannot_stat_are_named(bundles: Bundles) -> None:
+    """Path.is_file()/is_dir() raise for a name too long: that was a traceback, not a line."""
+    long_path = "/" + "x" * 300 + ".pem"
+    problems = problems_of(site_data(ober_tls_certificates=[long_path], ober_wheels_dir="/" + "w" * 300))
+    assert "not readable on the controller" in line_for(problems, "ober_tls_certificates[0]", repr(long_path))
+    assert "not a directory" in line_for(problems, "ober_wheels_dir", repr("/" + "w" * 300))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to switch to nobody")
+def test_tls_bundle_the_operator_cannot_read(bundles: Bundles, tmp_path: Path) -> None:
+    """A bundle in a directory the controller's user cannot enter: a named line, not a PermissionError."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    bundle = private / "s3.pem"
+    shutil.copy(bundles.good, bundle)
+    script = (
+        "import sys\n"
+        "from ober_deploy.settings import InventoryError, node_settings\n"
+        "from tests.deploy.support import resolver, site_data\n"
+        f"data = site_data(ober_tls_certificates=[{str(bundle)!r}])\n"
+        "try:\n"
+        "    node_settings('edge-7', data, resolver=resolver)\n"
+        "except InventoryError as error:\n"
+        "    print(error)\n"
+    )
+    result = run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", script], cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    problems = result.stdout.splitlines()
+    assert "Permission denied" in line_for(problems, "ober_tls_certificates[0]", repr(str(bundle)))
+
+
+def test_tls_good_bundle_is_accepted(bundles: Bundles) -> None:
+    """The control of the three above: the same check passes a bundle HAProxy would load."""
+    node = settings_of(site_data(ober_tls_certificates=[str(bundles.good)], ober_http=False))
+    assert node.tls_certificates == (bundles.good,)
+    assert node.http is False
+
+
+def test_every_problem_of_a_host_in_one_error() -> None:
+    data = site_data(ober_local_asn=0, ober_hold_time=2, ober_kernel_tuning="yes", ober_vips=["203.0.113.300/32"])
+    problems = problems_of(data)
+    line_for(problems, "ober_local_asn", "0")
+    line_for(problems, "ober_hold_time", "2")
+    line_for(problems, "ober_kernel_tuning", "'yes'")
+    line_for(problems, "ober_vips[0].prefix", "'203.0.113.300/32'")
+
+
+def test_validate_inventory_reports_every_host_in_one_error() -> None:
+    ip_backends = {"ober_backends": "192.0.2.21:7480"}  # validate_inventory resolves with the real DNS
+    hosts = [
+        ("edge-1", site_data(ober_local_asn=0, **ip_backends), None),
+        ("edge-2", site_data(**ip_backends), None),
+        ("edge-3", site_data(ober_vips=["203.0.113.10/24"], ober_hold_tme=9, **ip_backends), None),
+    ]
+    with pytest.raises(InventoryError) as caught:
+        validate_inventory(hosts)
+    problems = caught.value.problems
+    line_for(problems, "ober_local_asn", "0", host="edge-1")
+    line_for(problems, "ober_vips[0].prefix", "'203.0.113.10/24'", host="edge-3")
+    line_for(problems, "ober_hold_tme", "9", host="edge-3")
+    assert len(problems) == 3, problems
+    assert not any(line.startswith("edge-2:") for line in problems)
+    assert str(caught.value).splitlines() == problems
+
+
+def test_router_id_defaults_to_the_hosts_address() -> None:
+    data = site_data()
+    del data["ober_router_id"]
+    assert validate_inventory([("edge-1", {**data, "ober_backends": "192.0.2.21:7480"}, NODE_V4)])[
+        "edge-1"
+    ].router_id == (NODE_V4)
+    problems = problems_of(data)
+    line_for(problems, "ober_router_id", "None")
+
+
+def test_prod_inventory_validates_and_expands_the_hostlist(bundles: Bundles) -> None:
+    hosts = prod_hosts(bundles.good)
+    fleet = {name: node_settings(name, data, address, resolver=resolver) for name, data, address in hosts}
+    assert sorted(fleet) == ["ingress01", "ingress02", "ingress03", "ingress04"]
+    for node in fleet.values():
+        assert node.backends == tuple(Backend(f"rgw{i}", f"rgw{i:02d}.storage.example.org", 7480) for i in range(1, 9))
+        assert [p.address for p in node.peers if p.version == 6] and all(p.bfd for p in node.peers)
+        assert node.vips[0] == Vip(VIP_V4, min_up=2, med=100, communities=("65101:100",))
+        assert node.families == (4, 6)
+        assert node.backend_check_path == "/swift/healthcheck"
+        assert node.tls_certificates == (bundles.good,)
+    assert fleet["ingress03"].peers[0].address == "203.0.113.132"
+
+
+def test_prod_inventory_through_validate_inventory_and_dns(bundles: Bundles, monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate_inventory uses the controller's resolver (socket.getaddrinfo): faked at that edge only."""
+    looked_up: list[str] = []
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        looked_up.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 0)) for address in resolver(host)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    fleet = validate_inventory(prod_hosts(bundles.good))
+    assert [len(node.backends) for node in fleet.values()] == [8, 8, 8, 8]
+    assert set(looked_up) == {f"rgw{i:02d}.storage.example.org" for i in range(1, 9)}
+
+    # the same fleet with one RGW address outside ober_whitelist_backend: named, on every host
+    DNS_OUTSIDE = {**{h: resolver(h) for h in looked_up}, "rgw05.storage.example.org": ["198.51.100.99"]}
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (x, 0)) for x in DNS_OUTSIDE[host]],
+    )
+    with pytest.raises(InventoryError) as caught:
+        validate_inventory(prod_hosts(bundles.good))
+    for name in ("ingress01", "ingress02", "ingress03", "ingress04"):
+        line_for(caught.value.problems, "ober_backends", "'rgw05.storage.example.org (198.51.100.99)'", host=name)
+
+
+# ---- regressions: values the validation let through before, that a node would have choked on
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named_key", "value_text"),
+    [
+        # int() of a non-ASCII digit raised ValueError out of node_settings
+        ("ober_backends", "rgw01.internal:²", "ober_backends", "'rgw01.internal:²'"),
+        ("ober_backends", "rgw01.internal:７４８０", "ober_backends", "'rgw01.internal:７４８０'"),
+        # `$` matched before a trailing newline: the name went into haproxy.cfg with the newline
+        ("ober_backends", "rgw01.internal\n:7480", "ober_backends", "'rgw01.internal\\n:7480'"),
+        # a newline broke health.toml's string, full-width digits are rejected by ober-health's config
+        ("ober_vips", [vip(communities=["65000:100\n"])], "ober_vips[0].communities[0]", "'65000:100\\n'"),
+        ("ober_vips", [vip(communities=["６５０００:100"])], "ober_vips[0].communities[0]", "'６５０００:100'"),
+        # ipaddress takes integers: 65001 became router-id 0.0.253.233
+        ("ober_router_id", 65001, "ober_router_id", "65001"),
+        ("ober_peers", [peer(address=65000)], "ober_peers[0].address", "65000"),
+        ("ober_peers", [peer(address=True)], "ober_peers[0].address", "True"),
+        ("ober_whitelist_frontend", [10], "ober_whitelist_frontend[0]", "10"),
+        # ober-health refuses scoped prefixes; HAProxy has no zone in an ACL network
+        ("ober_vips", ["2001:db8:203::10%eth0/128"], "ober_vips[0].prefix", "'2001:db8:203::10%eth0/128'"),
+        ("ober_whitelist_frontend", ["2001:db8::%eth0/64"], "ober_whitelist_frontend[0]", "'2001:db8::%eth0/64'"),
+        # one line in a dnf .repo file / an apt source: a newline would add lines of its own
+        (
+            "ober_haproxy_repository",
+            "https://m/el10\ngpgcheck=0",
+            "ober_haproxy_repository",
+            "'https://m/el10\\ngpgcheck=0'",
+        ),
+    ],
+)
+def test_values_a_node_would_choke_on(key: str, value: Any, named_key: str, value_text: str) -> None:
+    line_for(problems_of(site_data(**{key: value})), named_key, value_text)
+
+
+def test_unknown_subkeys_of_mixed_types_are_all_named() -> None:
+    """sorted() of keys 'x' and 1 raised TypeError: the operator got a traceback instead of the two lines."""
+    problems = problems_of(site_data(ober_peers=[peer(**{"x": 3}) | {1: 2}], ober_vips=[vip(y=4) | {2: 5}]))
+    line_for(problems, "ober_peers[0].x", "3")
+    line_for(problems, "ober_peers[0].1", "2")
+    line_for(problems, "ober_vips[0].y", "4")
+    line_for(problems, "ober_vips[0].2", "5")
+
+
+# ---- any value of any key: an InventoryError naming the host, or settings; never another exception
+
+SPECIAL_STRINGS = st.sampled_from(
+    [
+        "",
+        " ",
+        "\n",
+        "0",
+        "65001",
+        "198.51.100.1",
+        "2001:db8::1",
+        "fe80::1%eth0",
+        "203.0.113.10/32",
+        "203.0.113.10/24",
+        "2001:db8:203::10/128",
+        "::ffff:203.0.113.10/128",
+        "rgw[01-08].internal:7480",
+        "rgw[01-.internal:7480",
+        "rgw[08-01]:1",
+        "rgw01.internal:²",
+        "[2001:db8::1]:7480",
+        "rgw01.internal:",
+        ":7480",
+        "65000:100",
+        "65000:100000",
+        "/",
+        ".",
+        "/dev/null",
+        "be_rgw",
+        "yes",
+        "ober_",
+    ]
+)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-1, max_value=70000)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=30)
+    | SPECIAL_STRINGS
+    | st.binary(max_size=8)
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=8) | st.integers() | SPECIAL_STRINGS, children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["address", "asn", "bfd", "prefix", "backend", "min_up", "med", "communities"]) | st.text(),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=12,
+)
+KEYS = st.sampled_from(sorted(KNOWN_KEYS)) | st.text(max_size=10).map(lambda s: "ober_" + s)
+
+
+def check_any(data: dict[str, Any]) -> None:
+    try:
+        node = settings_of(data)
+    except InventoryError as error:
+        assert error.problems
+        assert all(line.startswith(f"{HOST}: ") for line in error.problems), error.problems
+    else:
+        assert isinstance(node, NodeSettings)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=KEYS, value=VALUES)
+def test_any_value_of_any_key_is_settings_or_inventory_error(key: str, value: Any) -> None:
+    check_any(site_data(**{key: value}))
+
+
+SUBKEYS = (
+    st.sampled_from(["address", "asn", "bfd", "prefix", "med", "rise", "interval"])
+    | st.text(max_size=6)
+    | st.integers()
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(extra=st.dictionaries(SUBKEYS, VALUES, max_size=3), where=st.sampled_from(["peer", "vip", "health"]))
+def test_any_subkeys_are_settings_or_inventory_error(extra: dict[Any, Any], where: str) -> None:
+    if where == "peer":
+        check_any(site_data(ober_peers=[{**peer(), **extra}]))
+    elif where == "vip":
+        check_any(site_data(ober_vips=[{**vip(), **extra}]))
+    else:
+        check_any(site_data(ober_health=extra))
+
+
+# hostlists made of the characters that matter: brackets, ranges, separators, non-ASCII digits, newlines
+BACKEND_SPECS = SPECIAL_STRINGS | st.text(alphabet="rgw01289[]-.,: _\n²７", max_size=24) | VALUES
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(BACKEND_SPECS, min_size=1, max_size=3))
+def test_any_backend_list_is_settings_or_inventory_error(specs: list[Any]) -> None:
+    check_any(site_data(ober_backends=specs, ober_check_dns=False))
+    check_any(site_data(ober_backends=specs))
