@@ -89,6 +89,9 @@ class HealthProgram:
         self.drain_reason = ""
         self.stopping = False
         self.exabgp_stopping = False  # ExaBGP said `shutdown`: it reads no more commands, expect no acks
+        # Prefixes ExaBGP may be announcing: a superset at every instant (added before an announce is
+        # written, removed after a withdraw is), so a signal between a decision and its line still withdraws.
+        self.advertised: set[str] = set()
 
     # ---- output
     def emit(self, line: str) -> None:
@@ -99,10 +102,12 @@ class HealthProgram:
     def apply(self, prefix: str, change: Change, reason: str) -> None:
         vip = self.vips[prefix]
         if change is Change.ANNOUNCE:
+            self.advertised.add(prefix)
             self.emit(announce_line(vip))
             log.info("%s announced: %s", prefix, reason)
         else:
             self.emit(withdraw_line(vip))
+            self.advertised.discard(prefix)
             log.warning("%s withdrawn: %s", prefix, reason)
 
     # ---- checks
@@ -227,10 +232,12 @@ class HealthProgram:
         """Withdraw every announced VIP, wait (bounded) for ExaBGP's acks, record the state."""
         self.stopping = True
         now = time.time()
-        for prefix, machine in self.machines.items():
-            if machine.force_withdrawn(now) is not None:
-                self.emit(withdraw_line(self.vips[prefix]))
-                log.warning("%s withdrawn: %s", prefix, why)
+        for machine in self.machines.values():
+            machine.force_withdrawn(now)
+        for prefix in sorted(self.advertised):
+            self.emit(withdraw_line(self.vips[prefix]))
+            self.advertised.discard(prefix)
+            log.warning("%s withdrawn: %s", prefix, why)
         ack_timeout = 0.0 if self.exabgp_stopping else self.health.shutdown_ack_timeout
         if not self.acks.wait_all(ack_timeout) and ack_timeout:
             log.warning("ExaBGP did not acknowledge every withdraw in %.1fs", self.health.shutdown_ack_timeout)

@@ -53,6 +53,22 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
         except ProcessLookupError:
             pass
     proc.wait(timeout=5)
+    # the master is reaped, but its workers die on their own schedule: wait until none of the group runs
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _group_alive(proc.pid):
+        time.sleep(0.01)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Does any process (not a zombie) of process group `pgid` still exist?"""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 @dataclass
