@@ -234,7 +234,7 @@ class HealthProgram:
         now = time.time()
         for machine in self.machines.values():
             machine.force_withdrawn(now)
-        for prefix in sorted(self.advertised):
+        for prefix in [p for p in self.vips if p in self.advertised]:  # in config order
             self.emit(withdraw_line(self.vips[prefix]))
             self.advertised.discard(prefix)
             log.warning("%s withdrawn: %s", prefix, why)
