@@ -299,7 +299,7 @@ def _vips(c: _Collector, value: Any, backend_names: tuple[str, ...]) -> tuple[Vi
         backend = entry.get("backend", DEFAULT_BACKEND)
         if not isinstance(backend, str) or backend not in backend_names:
             c.add(f"{key}.backend", backend, f"not a backend this deploy defines ({', '.join(backend_names)})")
-        min_up = _int(c, f"{key}.min_up", entry.get("min_up", 1), 0, 10000)
+        min_up = _int(c, f"{key}.min_up", entry.get("min_up", 1), 1, 100000)  # ober-health's range
         med = entry.get("med")
         if med is not None:
             med = _int(c, f"{key}.med", med, 0, 4294967295)
