@@ -112,6 +112,7 @@ CASES: list[tuple[str, Any, str, str, str]] = [
     ("ober_vips", [vip(med=4294967296)], "ober_vips[0].med", "4294967296", "out of range"),
     ("ober_vips", [vip(med=-1)], "ober_vips[0].med", "-1", "out of range"),
     ("ober_vips", [vip(min_up=-1)], "ober_vips[0].min_up", "-1", "out of range"),
+    ("ober_vips", [vip(min_up=0)], "ober_vips[0].min_up", "0", "out of range 1..100000"),  # as ober-health
     ("ober_vips", [vip(communities=["65000:100000"])], "ober_vips[0].communities[0]", "'65000:100000'", "community"),
     ("ober_vips", [vip(communities=["65536:1"])], "ober_vips[0].communities[0]", "'65536:1'", "0..65535"),
     ("ober_vips", [vip(communities="65000:1")], "ober_vips[0].communities", "'65000:1'", "must be a list"),

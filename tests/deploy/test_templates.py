@@ -1,0 +1,572 @@
+"""The templates, rendered exactly as the deploy renders them, checked by the daemons' own checkers.
+
+pyinfra's `files.template` renders with `pyinfra.api.util.get_template(src).render(data)`; the data each
+task passes is in `TASK_DATA` below (a test reads tasks/*.py to keep the two in step). Each inventory is
+rendered twice: with the node's paths (what the node gets, read by the assertions) and with paths moved
+into tmp_path (certificates, ACL file, sockets, the venv of this checkout, and the `haproxy` group instead
+of `ober`, which exists on a node but not here) so that `haproxy -c`, `exabgp validate`,
+`ober-health --check`, `sh -n`, `systemd-analyze verify` and FRR's `bfdd -C` can read them here.
+Expectations come from the inventory data, not from NodeSettings, so the template logic is not
+re-derived from itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from pyinfra.api.util import get_template
+
+from ober_deploy.kernel import SYSCTLS
+from ober_deploy.paths import MANAGED, PATHS, NodePaths
+from ober_deploy.platform import platform_from_facts
+from ober_deploy.settings import Backend, InventoryError, NodeSettings, Peer, node_settings
+from ober_health.config import load_config, parse_config
+from tests.deploy.conftest import Bundles
+from tests.deploy.support import (
+    DNS,
+    EXABGP,
+    HOST,
+    NODE_V6,
+    OBER_HEALTH,
+    REPO,
+    ROUTER_V4,
+    ROUTER_V6,
+    VENV_BIN,
+    VIP_V4,
+    VIP_V6,
+    prod_hosts,
+    resolver,
+    run,
+    site_data,
+)
+
+TEMPLATES = REPO / "templates"
+BFDD = Path("/usr/lib/frr/bfdd")  # FRR, for its own reading of bfdd.conf
+THREADS = 4  # tasks/haproxy.py: nproc of the node, 1..64
+DRAIN_TIMEOUT = 30  # tasks/exabgp.py
+BFD_CONFIG = "/etc/frr/ober-bfdd.conf"  # tasks/bfd.py
+DEBIAN = platform_from_facts({"name": "Debian", "major": 12, "release_meta": {"ID": "debian"}})
+
+
+def watchdog_seconds(ober: NodeSettings) -> int:
+    """tasks/exabgp.py: 4 missed check loops of interval + 2 x timeout."""
+    return max(3, round(4 * (ober.health.interval + 2 * ober.health.timeout)))
+
+
+# template -> the keyword data its task passes (tasks/*.py), given the node's settings and paths
+TASK_DATA: dict[str, Callable[[NodeSettings, NodePaths], dict[str, Any]]] = {
+    "haproxy.cfg.j2": lambda o, p: {"ober": o, "paths": p, "threads": THREADS, "maxconn": o.maxconn},
+    "haproxy-ober.conf.j2": lambda o, p: {},
+    "exabgp.conf.j2": lambda o, p: {"ober": o, "paths": p},
+    "exabgp.service.j2": lambda o, p: {
+        "paths": p,
+        "drain_timeout": DRAIN_TIMEOUT,
+        "watchdog_seconds": watchdog_seconds(o),
+    },
+    "health.toml.j2": lambda o, p: {"ober": o, "paths": p},
+    "ober-vips.sh.j2": lambda o, p: {"ober": o, "paths": p},
+    "ober-vips.service.j2": lambda o, p: {"ober": o, "paths": p},
+    "whitelist.acl.j2": lambda o, p: {
+        "description": "ober_whitelist_frontend: clients allowed on the VIPs (empty: everyone)",
+        "networks": list(o.whitelist_frontend),
+    },
+    "bfdd.conf.j2": lambda o, p: {"ober": o},
+    "ober-bfdd.service.j2": lambda o, p: {"bfdd": DEBIAN.bfd_daemon, "config": BFD_CONFIG},
+    "sysctl.conf.j2": lambda o, p: {"settings": [(key, value, why, True) for key, value, why in SYSCTLS]},
+    "watchdog.conf.j2": lambda o, p: {"runtime_watchdog": "30s"},
+}
+
+
+def render(template: str, ober: NodeSettings, paths: NodePaths) -> str:
+    """As files.template does it: pyinfra's get_template, `managed` and the task's keywords."""
+    return get_template(str(TEMPLATES / template)).render(managed=MANAGED, **TASK_DATA[template](ober, paths))
+
+
+def check_paths(tmp: Path) -> NodePaths:
+    """The node's paths, moved where the checkers here can read them (and the `haproxy` group for `ober`)."""
+    return dataclasses.replace(
+        PATHS,
+        user="haproxy",
+        venv=str(VENV_BIN.parent),
+        etc=str(tmp),
+        health_config=str(tmp / "health.toml"),
+        exabgp_config=str(tmp / "exabgp.conf"),
+        vips_script=str(tmp / "vips.sh"),
+        certs_dir=str(tmp / "certs"),
+        frontend_acl=str(tmp / "ober-frontend.acl"),
+        admin_socket=str(tmp / "admin.sock"),
+        ober_socket=str(tmp / "ober.sock"),
+    )
+
+
+@dataclass
+class Rendered:
+    """One node's files as the node gets them (`live`), and the same rendered for the checkers (`tmp`)."""
+
+    ober: NodeSettings
+    data: dict[str, Any]
+    live: dict[str, str]
+    tmp: Path
+    paths: NodePaths
+
+
+def render_node(ober: NodeSettings, data: dict[str, Any], tmp: Path) -> Rendered:
+    paths = check_paths(tmp)
+    (tmp / "certs").mkdir()
+    for bundle in ober.tls_certificates:  # tasks/tls.py: the bundles under their own names
+        shutil.copy(bundle, tmp / "certs" / bundle.name)
+    files = {
+        "haproxy.cfg.j2": tmp / "haproxy.cfg",
+        "whitelist.acl.j2": Path(paths.frontend_acl),
+        "exabgp.conf.j2": Path(paths.exabgp_config),
+        "health.toml.j2": Path(paths.health_config),
+        "ober-vips.sh.j2": Path(paths.vips_script),
+        "bfdd.conf.j2": tmp / "bfdd.conf",
+        "exabgp.service.j2": tmp / "exabgp.service",
+        "ober-vips.service.j2": tmp / "ober-vips.service",
+        "ober-bfdd.service.j2": tmp / "ober-bfdd.service",
+    }
+    for template, path in files.items():
+        path.write_text(render(template, ober, paths))
+    live = {template: render(template, ober, PATHS) for template in TASK_DATA}
+    return Rendered(ober, data, live, tmp, paths)
+
+
+# ---- the inventories
+
+
+def dual_stack(**overrides: Any) -> dict[str, Any]:
+    data = {
+        "ober_local_ipv6": NODE_V6,
+        "ober_peers": [{"address": ROUTER_V4, "asn": 65000}, {"address": ROUTER_V6, "asn": 65010}],
+        "ober_vips": [
+            {"prefix": VIP_V4, "min_up": 2, "med": 100, "communities": ["65001:100", "65001:200"]},
+            {"prefix": VIP_V6, "min_up": 1},
+        ],
+    }
+    return site_data(**(data | overrides))
+
+
+def inventories(bundles: Bundles) -> dict[str, dict[str, Any]]:
+    tls = {"ober_tls_certificates": [str(bundles.good)]}
+    return {
+        "ipv4-http-only": site_data(),
+        "ipv4-tls-only": site_data(ober_http=False, **tls),
+        "dual-stack-tls-and-http": dual_stack(**tls),
+        "twenty-vips": site_data(
+            ober_vips=[
+                {"prefix": f"203.0.113.{i}/32", "min_up": 1 + i % 3, "med": 10 * i, "communities": [f"65001:{i}"]}
+                for i in range(1, 21)
+            ],
+            ober_backends="rgw[01-02].internal:7480,192.0.2.30:8080",
+            ober_http=False,
+            **tls,
+        ),
+        "frontend-whitelist": dual_stack(ober_whitelist_frontend=["198.51.100.0/24", "2001:db8::/32"], **tls),
+        "bfd-peers": dual_stack(
+            ober_peers=[
+                {"address": ROUTER_V4, "asn": 65000, "bfd": True},
+                {"address": "198.51.100.2", "asn": 65000},
+                {"address": ROUTER_V6, "asn": 65000, "bfd": True},
+            ],
+            ober_health={"interval": 0.5, "timeout": 1.0, "rise": 2, "fall": 3},
+        ),
+        "prod-ingress01": prod_hosts(bundles.good)[0][1],
+    }
+
+
+@pytest.fixture(
+    params=[
+        "ipv4-http-only",
+        "ipv4-tls-only",
+        "dual-stack-tls-and-http",
+        "twenty-vips",
+        "frontend-whitelist",
+        "bfd-peers",
+        "prod-ingress01",
+    ]
+)
+def node(request: pytest.FixtureRequest, bundles: Bundles, tmp_path: Path) -> Rendered:
+    data = inventories(bundles)[request.param]
+    name = "ingress01" if request.param.startswith("prod") else HOST
+    return render_node(node_settings(name, data, resolver=resolver), data, tmp_path)
+
+
+def vip_prefixes(data: dict[str, Any]) -> list[str]:
+    return [v if isinstance(v, str) else v["prefix"] for v in data["ober_vips"]]
+
+
+def bind_host(prefix: str) -> str:
+    address = prefix.split("/", maxsplit=1)[0]
+    return f"[{address}]" if ":" in address else address
+
+
+def section(config: str, header: str) -> list[str]:
+    """The lines of one HAProxy section (after its header, up to the next unindented line), comments dropped."""
+    lines = config.splitlines()
+    start = lines.index(header)
+    body = []
+    for line in lines[start + 1 :]:
+        if line and not line.startswith(" "):
+            break
+        if line.strip() and not line.strip().startswith("#"):
+            body.append(line.strip())
+    return body
+
+
+# ---- HAProxy
+
+
+def haproxy_check(config: Path) -> subprocess.CompletedProcess[str]:
+    """`haproxy -c -f config`. HAProxy resolves server names when it loads a config (init-addr libc), so it
+    runs in its own mount namespace with an /etc/hosts holding the injected DNS (the names of the example
+    sites do not resolve here): the same DNS the validation was given, nothing else changed."""
+    hosts = config.parent / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n" + "".join(f"{a[0]} {name}\n" for name, a in DNS.items()))
+    script = 'mount --bind "$1" /etc/hosts && exec haproxy -c -f "$2"'
+    return run(["unshare", "--mount", "sh", "-c", script, "sh", str(hosts), str(config)])
+
+
+def test_haproxy_accepts_the_config(node: Rendered) -> None:
+    result = haproxy_check(node.tmp / "haproxy.cfg")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Configuration file is valid" in result.stdout + result.stderr
+
+
+def test_haproxy_binds_each_vip_on_443_with_tls_and_on_80_only_with_http(node: Rendered) -> None:
+    tls = bool(node.data.get("ober_tls_certificates"))
+    http = node.data.get("ober_http", False)
+    expected = []
+    for prefix in vip_prefixes(node.data):
+        if tls:
+            expected.append(f"bind {bind_host(prefix)}:443 ssl crt /etc/haproxy/certs/ alpn h2,http/1.1")
+        if http:
+            expected.append(f"bind {bind_host(prefix)}:80")
+    binds = [line for line in section(node.live["haproxy.cfg.j2"], "frontend s3") if line.startswith("bind ")]
+    assert binds == expected
+    assert (":80" in "".join(binds)) == http
+    assert ("ssl" in "".join(binds)) == tls
+
+
+def test_haproxy_whitelist_rule_only_with_a_whitelist(node: Rendered) -> None:
+    networks = node.data.get("ober_whitelist_frontend", [])
+    frontend = section(node.live["haproxy.cfg.j2"], "frontend s3")
+    rule = "tcp-request connection reject if !{ src -f /etc/haproxy/ober-frontend.acl }"
+    assert (rule in frontend) == bool(networks)
+    acl = [line for line in node.live["whitelist.acl.j2"].splitlines() if line and not line.startswith("#")]
+    assert acl == networks
+
+
+def test_haproxy_balances_over_every_backend_with_the_health_check(node: Rendered) -> None:
+    backend = section(node.live["haproxy.cfg.j2"], "backend be_rgw")
+    servers = [line.split()[2] for line in backend if line.startswith("server ")]
+    expected = []
+    for spec in str(node.data["ober_backends"]).split(","):
+        host, port = spec.rsplit(":", 1)
+        match = re.fullmatch(r"(.*)\[(\d+)-(\d+)\](.*)", host)
+        if match:
+            first, last = match.group(2), match.group(3)
+            width = len(first)
+            names = [f"{match.group(1)}{i:0{width}d}{match.group(4)}" for i in range(int(first), int(last) + 1)]
+        else:
+            names = [host]
+        expected += [f"{name}:{port}" for name in names]
+    assert servers == expected
+    check_path = node.data.get("ober_backend_check_path", "/")
+    assert f"option httpchk GET {check_path}" in backend
+
+
+def test_haproxy_sockets_for_operators_and_ober_health(node: Rendered) -> None:
+    config = node.live["haproxy.cfg.j2"]
+    assert "stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners" in config
+    assert "stats socket /run/haproxy/ober.sock mode 660 group ober level user" in config
+    assert "monitor-uri /health" in config  # what health.toml's haproxy_url asks
+
+
+# ---- ExaBGP
+
+
+def exabgp_reading(path: Path) -> dict[str, list[str]]:
+    """ExaBGP's own re-reading of each neighbor (`validate -n -v` prints it): address -> its lines."""
+    result = run([EXABGP, "validate", "-n", "-v", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    neighbors: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in (result.stdout + result.stderr).splitlines():
+        text = line.split(None, 1)[1].strip() if len(line.split(None, 1)) == 2 else ""
+        if match := re.fullmatch(r"neighbor (\S+) \{", text):
+            current = neighbors.setdefault(match.group(1), [])
+        elif current is not None:
+            current.append(text)
+    return neighbors
+
+
+def test_exabgp_validates_one_neighbor_per_peer_with_family_and_local_address(node: Rendered) -> None:
+    neighbors = exabgp_reading(Path(node.paths.exabgp_config))
+    peers = node.data["ober_peers"]
+    assert sorted(neighbors) == sorted(str(ipaddress.ip_address(p["address"])) for p in peers)
+    for peer in peers:
+        lines = neighbors[peer["address"]]
+        version = ipaddress.ip_address(peer["address"]).version
+        local = (
+            node.data["ober_local_ipv6"]
+            if version == 6
+            else node.data.get("ober_local_ipv4", node.data["ober_router_id"])
+        )
+        assert f"local-address {local};" in lines
+        assert f"peer-as {peer['asn']};" in lines
+        assert f"local-as {node.data['ober_local_asn']};" in lines
+        families = lines[lines.index("family {") + 1 : lines.index("}", lines.index("family {"))]
+        assert families == [f"ipv{version} unicast;"]
+        assert "graceful-restart disable;" in lines  # ExaBGP's reading: no graceful restart
+
+
+def test_exabgp_config_asks_for_no_graceful_restart(node: Rendered) -> None:
+    assert "graceful-restart" not in node.live["exabgp.conf.j2"]
+    assert "run /opt/ober/venv/bin/ober-health --config /etc/ober/health.toml;" in node.live["exabgp.conf.j2"]
+
+
+# ---- ober-health
+
+
+def test_ober_health_accepts_the_config_and_lists_every_vip(node: Rendered) -> None:
+    result = run([OBER_HEALTH, "--check", "--config", node.paths.health_config])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"OK ({len(node.data['ober_vips'])} VIP(s))" in result.stdout + result.stderr
+    config = load_config(Path(node.paths.health_config))
+    wanted = [({"prefix": v} if isinstance(v, str) else v) for v in node.data["ober_vips"]]
+    assert [(v.prefix, v.backend, v.min_up, v.med, list(v.communities)) for v in config.vips] == [
+        (w["prefix"], "be_rgw", w.get("min_up", 1), w.get("med"), w.get("communities", [])) for w in wanted
+    ]
+    health = node.data.get("ober_health") or {}
+    assert config.health.interval == health.get("interval", 0.2)
+    assert config.health.rise == health.get("rise", 3)
+    assert config.health.stats_socket == node.paths.ober_socket
+
+
+VIP_ENTRIES = st.fixed_dictionaries(
+    {"prefix": st.ip_addresses().map(lambda a: f"{a}/{a.max_prefixlen}")},
+    optional={
+        "min_up": st.integers(min_value=-1, max_value=200_000),
+        "med": st.integers(min_value=-1, max_value=2**32),
+        "communities": st.lists(
+            st.from_regex(r"[0-9]{1,6}:[0-9]{1,6}\n?", fullmatch=True) | st.text(max_size=12), max_size=3
+        ),
+    },
+)
+TIMERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "interval": st.floats(min_value=0.0, max_value=12.0) | st.integers(0, 12),
+        "timeout": st.floats(min_value=0.0, max_value=12.0) | st.integers(0, 12),
+        "rise": st.integers(-1, 120),
+        "fall": st.integers(-1, 120),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(vips=st.lists(VIP_ENTRIES, min_size=1, max_size=4), timers=TIMERS)
+def test_whatever_the_controller_accepts_ober_health_accepts(
+    vips: list[dict[str, Any]], timers: dict[str, Any]
+) -> None:
+    """The contract between the two validations: health.toml rendered from any inventory the controller
+    accepts is accepted by ober-health's own config parser (else the deploy fails on the node)."""
+    data = dual_stack(ober_vips=vips, ober_health=timers)
+    try:
+        ober = node_settings(HOST, data, resolver=resolver)
+    except InventoryError:
+        event("rejected by the controller")
+        return
+    event("accepted by the controller")
+    config = parse_config(tomllib.loads(render("health.toml.j2", ober, PATHS)))
+    assert [(v.prefix, v.min_up, v.med, v.communities) for v in config.vips] == [
+        (v.prefix, v.min_up, v.med, v.communities) for v in ober.vips
+    ]
+    assert (config.health.interval, config.health.timeout, config.health.rise, config.health.fall) == (
+        ober.health.interval,
+        ober.health.timeout,
+        ober.health.rise,
+        ober.health.fall,
+    )
+
+
+# ---- the VIP script and the units
+
+
+def test_vips_script_is_valid_sh_listing_every_vip(node: Rendered) -> None:
+    result = run(["sh", "-n", node.paths.vips_script])
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in node.live["ober-vips.sh.j2"].splitlines() if x.startswith("VIPS="))
+    assert line == 'VIPS="' + " ".join(vip_prefixes(node.data)) + '"'
+
+
+def addresses(ip_output: str) -> set[tuple[str, str]]:
+    """(device, prefix) of `ip -o address show`, without the loopback's own addresses."""
+    found = set()
+    for line in ip_output.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[2] in ("inet", "inet6") and fields[3] not in ("127.0.0.1/8", "::1/128"):
+            found.add((fields[1], fields[3]))
+    return found
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root for a network namespace")
+def test_vips_script_puts_the_vips_on_and_takes_dropped_ones_off(tmp_path: Path) -> None:
+    """The script run for real, twice, in a network and mount namespace of its own (/run a tmpfs there):
+    the first list goes on, then a changed list replaces it, leaving no address of the first behind."""
+    first = [VIP_V4, "203.0.113.11/32", VIP_V6]
+    second = [VIP_V4, "203.0.113.12/32", "2001:db8:203::12/128"]
+    for name, vips in (("first", first), ("second", second)):
+        ober = node_settings(HOST, dual_stack(ober_vips=vips), resolver=resolver)
+        (tmp_path / f"{name}.sh").write_text(render("ober-vips.sh.j2", ober, PATHS))
+    driver = (
+        'set -e; mount -t tmpfs tmpfs /run; cd "$1"; '
+        "sh first.sh; ip -o address show > first.ip; cp /run/ober-vips.applied first.applied; "
+        "sh second.sh; ip -o address show > second.ip; cp /run/ober-vips.applied second.applied"
+    )
+    result = run(["unshare", "--net", "--mount", "sh", "-c", driver, "sh", str(tmp_path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    device = "lo" if "no dummy interface support" in result.stderr else PATHS.vip_interface
+    for name, vips in (("first", first), ("second", second)):
+        on_node = addresses((tmp_path / f"{name}.ip").read_text())
+        assert on_node == {(device, prefix) for prefix in vips}, name
+        applied = {tuple(line.split()) for line in (tmp_path / f"{name}.applied").read_text().splitlines()}
+        assert applied == on_node, name
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_units_pass_systemd_analyze_verify(node: Rendered) -> None:
+    units = [node.tmp / "exabgp.service", node.tmp / "ober-vips.service"]
+    if node.ober.bfd:
+        units.append(node.tmp / "ober-bfdd.service")
+    result = run(["systemd-analyze", "verify", *map(str, units)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == ""  # parse warnings do not change the exit code
+
+
+def test_exabgp_unit_watchdog_covers_four_check_loops(node: Rendered) -> None:
+    unit = node.live["exabgp.service.j2"]
+    health = {"interval": 0.2, "timeout": 0.5} | (node.data.get("ober_health") or {})
+    seconds = int(re.search(r"^WatchdogSec=(\d+)$", unit, re.M).group(1))  # type: ignore[union-attr]
+    assert seconds >= 4 * (health["interval"] + 2 * health["timeout"]) - 0.5
+    assert f"TimeoutStopSec={DRAIN_TIMEOUT + 15}" in unit
+    assert "ExecStart=/opt/ober/venv/bin/exabgp /etc/ober/exabgp.conf" in unit
+
+
+def bfdd_check(conf: Path) -> str:
+    """FRR's bfdd in dry-run mode, on a copy of `conf` it can read as user frr (mode 644, as tasks/bfd.py puts
+    it in /etc/frr), in its own network namespace (it binds its ports even in dry-run). It exits 0 on an
+    unknown command, so its error lines are what tells."""
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o755)
+        copy = Path(directory) / "ober-bfdd.conf"
+        shutil.copy(conf, copy)
+        copy.chmod(0o644)
+        result = run(["unshare", "--net", str(BFDD), "-C", "-f", str(copy)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    return "\n".join(x for x in (result.stdout + result.stderr).splitlines() if "[EC " in x or "No such" in x)
+
+
+@pytest.mark.skipif(not BFDD.exists() or not shutil.which("unshare"), reason="FRR's bfdd is not installed")
+def test_bfdd_reads_the_config_with_a_session_per_bfd_peer(node: Rendered) -> None:
+    text = node.live["bfdd.conf.j2"]
+    bfd_peers = [p for p in node.data["ober_peers"] if p.get("bfd")]
+    assert re.findall(r"^ peer (\S+)", text, re.M) == [p["address"] for p in bfd_peers]
+    assert bfdd_check(node.tmp / "bfdd.conf") == ""
+
+
+@pytest.mark.skipif(not BFDD.exists() or not shutil.which("unshare"), reason="FRR's bfdd is not installed")
+def test_bfdd_check_fails_on_a_broken_config(tmp_path: Path) -> None:
+    conf = tmp_path / "bfdd.conf"
+    conf.write_text("bfd\n peer 198.51.100.300\n exit\nexit\n")
+    assert "No such command" in bfdd_check(conf)
+
+
+# ---- each checker fails on a broken render (or the checks above prove nothing)
+
+
+def broken(bundles: Bundles, tmp_path: Path, **changes: Any) -> Rendered:
+    """A node whose settings were changed after validation: what a template bug would produce."""
+    data = dual_stack(ober_tls_certificates=[str(bundles.good)])
+    ober = dataclasses.replace(node_settings(HOST, data, resolver=resolver), **changes)
+    return render_node(ober, data, tmp_path)
+
+
+def test_haproxy_check_fails_on_a_broken_server_line(bundles: Bundles, tmp_path: Path) -> None:
+    node = broken(bundles, tmp_path, backends=(Backend("rgw1", "rgw 01.internal", 7480),))
+    result = haproxy_check(node.tmp / "haproxy.cfg")
+    assert result.returncode != 0
+    assert "haproxy.cfg" in result.stdout + result.stderr
+
+
+def test_haproxy_check_fails_without_the_certificates(bundles: Bundles, tmp_path: Path) -> None:
+    node = broken(bundles, tmp_path)
+    for bundle in (node.tmp / "certs").iterdir():
+        bundle.unlink()
+    result = haproxy_check(node.tmp / "haproxy.cfg")
+    assert result.returncode != 0, "an empty crt directory must not pass"
+
+
+def test_exabgp_check_fails_on_a_broken_neighbor(bundles: Bundles, tmp_path: Path) -> None:
+    node = broken(bundles, tmp_path, peers=(Peer("198.51.100.1", 65000), Peer("198.51.100.1", 65000)))
+    result = run([EXABGP, "validate", node.paths.exabgp_config])
+    assert result.returncode != 0, result.stdout + result.stderr
+
+
+def test_ober_health_check_fails_on_a_broken_vip(bundles: Bundles, tmp_path: Path) -> None:
+    node = broken(bundles, tmp_path)
+    health = Path(node.paths.health_config)
+    health.write_text(health.read_text().replace("min_up = 2", "min_up = -2"))
+    result = run([OBER_HEALTH, "--check", "--config", str(health)])
+    assert result.returncode != 0
+    assert "min_up" in result.stdout + result.stderr
+
+
+# ---- the data the tasks pass
+
+
+def task_template_calls() -> dict[str, set[str]]:
+    """template -> the keywords tasks/*.py pass to files.template / staged_template (data, not op arguments)."""
+    operation_args = {"name", "src", "dest", "mode", "user", "group", "check"}
+    calls: dict[str, set[str]] = {}
+    for path in sorted((REPO / "tasks").glob("*.py")):
+        for call in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(call, ast.Call):
+                continue
+            func = ast.unparse(call.func)
+            if func == "files.template":
+                src = next(k.value for k in call.keywords if k.arg == "src")
+            elif func == "staged_template":
+                src = call.args[1]
+            else:
+                continue
+            assert isinstance(src, ast.Constant), f"{path.name}: template src is not a literal"
+            keywords = {k.arg for k in call.keywords if k.arg and k.arg not in operation_args}
+            calls[Path(str(src.value)).name] = {k for k in keywords if not k.startswith("_")}
+    return calls
+
+
+def test_rendered_with_the_data_the_tasks_pass() -> None:
+    calls = task_template_calls()
+    assert sorted(calls) == sorted(TASK_DATA), "a template is rendered by the tasks but not here, or the reverse"
+    assert sorted(p.name for p in TEMPLATES.glob("*.j2")) == sorted(TASK_DATA)
+    ober = node_settings(HOST, site_data(), resolver=resolver)
+    for template, keywords in calls.items():
+        ours = {"managed", *TASK_DATA[template](ober, PATHS).keys()}
+        assert ours == keywords, f"{template}: the tasks pass {sorted(keywords)}, this test {sorted(ours)}"
