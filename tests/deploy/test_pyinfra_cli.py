@@ -1,0 +1,357 @@
+"""`pyinfra INVENTORY deploy.py` as an operator runs it, in a subprocess (pyinfra_cli patches the stdlib with
+gevent when imported, so never in this process), from the repository root (deploy.py includes tasks/ by
+relative path).
+
+- a bad value stops the run before any operation, naming host, key and value, on any host of the fleet;
+- `--dry` for a RHEL 10 and a Debian 12 node. The node's facts are the one thing faked (there is no such
+  node here): a runner script replaces `Host.get_fact` in the subprocess with the answers of a fresh node
+  of that distribution, then calls pyinfra's own CLI. Every fact the deploy asks for must be in its table
+  (an unknown one fails the run), and after the CLI has planned, the runner writes each operation's
+  commands and uploaded file contents to a JSON file the test reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ober_deploy.kernel import SYSCTLS
+from tests.deploy.support import REPO, ROUTER_V4, VENV_BIN, run
+
+pytestmark = pytest.mark.deploy
+
+PYINFRA = str(VENV_BIN / "pyinfra")
+GOOD = {
+    "ober_local_asn": 65001,
+    "ober_router_id": "198.51.100.11",
+    "ober_peers": [{"address": ROUTER_V4, "asn": 65000, "bfd": True}],
+    "ober_vips": ["203.0.113.10/32"],
+    "ober_backends": "127.0.0.1:7480",
+    "ober_http": True,
+}
+OPERATION_MARKS = ("Starting operation", "Beginning operation run", "Detected changes", "Success", "--> Results")
+
+
+def write_inventory(path: Path, hosts: list[tuple[str, dict[str, Any]]]) -> Path:
+    path.write_text(f"hosts = {hosts!r}\n")
+    return path
+
+
+def pyinfra(*args: str) -> tuple[int, str]:
+    result = run([PYINFRA, *args], cwd=REPO, timeout=120)
+    return result.returncode, result.stdout + result.stderr
+
+
+# ---- a bad inventory: nothing happens
+
+
+def test_bad_value_stops_the_run_before_any_operation(tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory.py", [("@local", {**GOOD, "ober_local_asn": 0})])
+    code, output = pyinfra("-y", "--dry", str(inventory), "deploy.py")
+    assert code != 0, output
+    assert "invalid inventory, nothing was changed" in output
+    assert "@local: ober_local_asn = 0: out of range 1..4294967295" in output
+    for mark in OPERATION_MARKS:
+        assert mark not in output, f"{mark!r} in the output of a run that must stop before any operation"
+
+
+def minimal_chroot(root: Path) -> Path:
+    """A directory pyinfra's @chroot connector accepts (it runs `chroot DIR ls`), with nothing else in it:
+    no shell, so no operation could run there even if the validation let one through."""
+    ls = Path(shutil.which("ls") or "/bin/ls").resolve()
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(ls, root / "bin" / "ls")
+    libraries = run(["ldd", str(ls)]).stdout.split()
+    for library in (Path(word) for word in libraries if word.startswith("/")):
+        target = root / library.relative_to("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(library, target)
+    return root
+
+
+def tree(root: Path) -> list[tuple[str, int, int]]:
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("chroot"), reason="the @chroot connector needs root")
+def test_a_bad_value_on_the_last_host_stops_every_host(tmp_path: Path) -> None:
+    """Two hosts, the second one bad: the run stops while the first is being planned, with every problem of
+    the fleet in one message, and (no --dry) nothing is written on either host."""
+    roots = [minimal_chroot(tmp_path / "node1"), minimal_chroot(tmp_path / "node2")]
+    before = [tree(root) for root in roots]
+    hosts = [
+        (f"@chroot/{roots[0]}", GOOD),
+        (f"@chroot/{roots[1]}", {**GOOD, "ober_hold_time": 2, "ober_vips": ["203.0.113.10/24"]}),
+    ]
+    code, output = pyinfra("-y", str(write_inventory(tmp_path / "inventory.py", hosts)), "deploy.py")
+    assert code != 0, output
+    assert "Connected" in output  # both hosts were reachable: it is the validation that stopped the run
+    assert f"@chroot/{roots[1]}: ober_hold_time = 2: out of range 3..65535" in output
+    assert f"@chroot/{roots[1]}: ober_vips[0].prefix = '203.0.113.10/24': host bits set" in output
+    assert f"@chroot/{roots[0]}:" not in output.replace(f"[@chroot/{roots[0]}] Connected", "")
+    for mark in OPERATION_MARKS:
+        assert mark not in output
+    assert [tree(root) for root in roots] == before
+
+
+# ---- --dry with a node's facts
+
+
+RUNNER = r'''
+"""Run pyinfra's CLI with the facts of a fresh node of one distribution; write the plan as JSON."""
+import json
+import sys
+
+from gevent import monkey
+
+monkey.patch_all()
+
+from pyinfra.api.command import FileUploadCommand, StringCommand  # noqa: E402
+from pyinfra.api.facts import ShortFactBase  # noqa: E402
+from pyinfra.api.host import Host  # noqa: E402
+from pyinfra.context import ctx_config, ctx_host, ctx_state  # noqa: E402
+
+node = json.loads(open(sys.argv[1]).read())
+plan_file = sys.argv[2]
+asked = []
+
+
+def command(text):
+    for prefix, answer in node["commands"].items():
+        if text.startswith(prefix):
+            return answer
+    raise KeyError(f"no faked answer for the command fact {text!r}")
+
+
+FACTS = {
+    "LinuxDistribution": lambda **k: node["distribution"],
+    "Os": lambda **k: "Linux",
+    "RpmPackages": lambda **k: {},
+    "RpmPackageProvides": lambda **k: [],
+    "DebPackages": lambda **k: {},
+    "Groups": lambda **k: [],
+    "Users": lambda **k: {},
+    "Which": lambda command, **k: f"/usr/sbin/{command}",
+    "File": lambda **k: None,
+    "Directory": lambda **k: None,
+    "FindFiles": lambda **k: [],
+    "Sha1File": lambda **k: None,
+    "TmpDir": lambda **k: "/tmp",
+    "SystemdStatus": lambda **k: {},
+    "SystemdEnabled": lambda **k: {},
+}
+
+
+def get_fact(self, cls, *args, **kwargs):
+    asked.append(cls.__name__)
+    if issubclass(cls, ShortFactBase):
+        return cls().process_data(get_fact(self, cls.fact, *args, **kwargs))
+    if cls.__name__ == "Command":
+        return command(args[0] if args else kwargs["command"])
+    if cls.__name__ not in FACTS:
+        raise KeyError(f"no faked answer for the fact {cls.__name__}")
+    return FACTS[cls.__name__](*args, **kwargs)
+
+
+Host.get_fact = get_fact
+
+from pyinfra_cli.main import main  # noqa: E402
+
+sys.argv = ["pyinfra", *sys.argv[3:]]
+code = 0
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code or 0
+
+operations = []
+state = ctx_state.get()
+if state is not None and state.inventory is not None:
+    for host in state.inventory:
+        for op_hash in state.get_op_order():
+            op = state.ops.get(host, {}).get(op_hash)
+            if op is None:
+                continue
+            commands = []
+            with ctx_host.use(host), ctx_config.use(state.config.copy()):
+                for cmd in op.command_generator():
+                    if isinstance(cmd, FileUploadCommand):
+                        src = cmd.src.getvalue() if hasattr(cmd.src, "getvalue") else f"<file {cmd.src}>"
+                        commands.append({"upload": cmd.dest, "content": src})
+                    elif isinstance(cmd, StringCommand):
+                        commands.append({"shell": cmd.get_raw_value()})
+                    else:
+                        commands.append({"other": repr(cmd)})
+            operations.append({"host": host.name, "names": sorted(state.op_meta[op_hash].names), "commands": commands})
+json.dump({"code": code, "facts": asked, "operations": operations}, open(plan_file, "w"), indent=1)
+sys.exit(code)
+'''
+
+RHEL10 = {
+    "name": "RedHat",
+    "major": 10,
+    "minor": 0,
+    "release_meta": {"ID": "rhel", "ID_LIKE": "fedora", "VERSION_ID": "10.0"},
+}
+DEBIAN12 = {"name": "Debian", "major": 12, "minor": 9, "release_meta": {"ID": "debian", "VERSION_ID": "12"}}
+ALL_SYSCTLS_WRITABLE = "\n".join(key for key, _, _ in SYSCTLS)
+
+
+def node_facts(distribution: dict[str, Any], nproc: str, hard_limit: str, sysctls: str) -> dict[str, Any]:
+    return {
+        "distribution": distribution,
+        "commands": {
+            "nproc": nproc,
+            "ulimit -Hn": hard_limit,
+            "[ -w /proc/sys/": sysctls,  # the probe of writable sysctl keys
+            "systemd-detect-virt": "none" if sysctls else "systemd-nspawn",
+            "test -c /dev/watchdog": "no",
+            "ls -1 /opt/ober/wheels": "",
+        },
+    }
+
+
+class Plan:
+    def __init__(self, raw: dict[str, Any], output: str) -> None:
+        self.code: int = raw["code"]
+        self.facts: list[str] = raw["facts"]
+        self.operations: list[dict[str, Any]] = raw["operations"]
+        self.output = output
+
+    def shell(self) -> list[str]:
+        return [c["shell"] for op in self.operations for c in op["commands"] if "shell" in c]
+
+    def uploads(self) -> dict[str, str]:
+        return {c["upload"]: c["content"] for op in self.operations for c in op["commands"] if "upload" in c}
+
+    def names(self) -> list[str]:
+        return [name for op in self.operations for name in op["names"]]
+
+
+def dry_run(tmp_path: Path, facts: dict[str, Any], data: dict[str, Any] | None = None) -> Plan:
+    wheels = tmp_path / "wheels"  # the wheel set the deploy uploads (building it would need an index)
+    wheels.mkdir()
+    (wheels / "ober_health-0.1.0-py3-none-any.whl").write_bytes(b"a wheel")
+    inventory = write_inventory(
+        tmp_path / "inventory.py", [("@local", {**GOOD, "ober_wheels_dir": str(wheels), **(data or {})})]
+    )
+    (tmp_path / "runner.py").write_text(RUNNER)
+    (tmp_path / "node.json").write_text(json.dumps(facts))
+    plan_file = tmp_path / "plan.json"
+    argv = [str(VENV_BIN / "python"), str(tmp_path / "runner.py"), str(tmp_path / "node.json"), str(plan_file)]
+    result = run([*argv, "--dry", str(inventory), "deploy.py"], cwd=REPO, timeout=120)
+    output = result.stdout + result.stderr
+    assert plan_file.exists(), output
+    plan = Plan(json.loads(plan_file.read_text()), output)
+    assert plan.code == result.returncode
+    return plan
+
+
+@pytest.fixture(scope="module")
+def rhel(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    plan = dry_run(tmp_path_factory.mktemp("rhel"), node_facts(RHEL10, "4", "524288", ALL_SYSCTLS_WRITABLE))
+    assert plan.code == 0, plan.output
+    return plan
+
+
+@pytest.fixture(scope="module")
+def debian(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    plan = dry_run(tmp_path_factory.mktemp("debian"), node_facts(DEBIAN12, "2", "20000", ""))
+    assert plan.code == 0, plan.output
+    return plan
+
+
+def test_rhel_plan_installs_with_dnf_and_rhel_package_names(rhel: Plan) -> None:
+    installs = [c for c in rhel.shell() if c.startswith("dnf install")]
+    assert installs == ["dnf install -y haproxy python3 python3-pip iproute ca-certificates socat frr"]
+    assert not [c for c in rhel.shell() if c.startswith(("apt", "apt-get", "dpkg"))]
+    assert "DebPackages" not in rhel.facts and "RpmPackages" in rhel.facts
+
+
+def test_debian_plan_installs_with_apt_and_debian_package_names(debian: Plan) -> None:
+    """The control of the RHEL plan: the same deploy, other facts, other package manager and names."""
+    installs = [c for c in debian.shell() if "apt-get" in c and " install " in c]
+    assert len(installs) == 1, debian.shell()
+    for package in ("haproxy", "python3-venv", "iproute2", "socat", "frr"):
+        assert package in installs[0].split()
+    assert "--no-install-recommends" in installs[0]
+    assert not [c for c in debian.shell() if c.startswith("dnf")]
+
+
+def test_bfdd_unit_runs_the_distributions_bfdd(rhel: Plan, debian: Plan) -> None:
+    unit = "/etc/systemd/system/ober-bfdd.service"
+    assert "ExecStart=/usr/libexec/frr/bfdd " in rhel.uploads()[unit]
+    assert "ExecStart=/usr/lib/frr/bfdd " in debian.uploads()[unit]
+    assert f" peer {ROUTER_V4} local-address 198.51.100.11" in rhel.uploads()["/etc/frr/ober-bfdd.conf"]
+
+
+def test_configs_are_staged_and_swapped_only_after_their_checker(rhel: Plan) -> None:
+    uploads = rhel.uploads()
+    for live, check in (
+        ("/etc/haproxy/haproxy.cfg", "haproxy -c -f /etc/haproxy/haproxy.cfg.ober-new 2>&1"),
+        ("/etc/ober/exabgp.conf", "/opt/ober/venv/bin/exabgp validate /etc/ober/exabgp.conf.ober-new 2>&1"),
+        (
+            "/etc/ober/health.toml",
+            "/opt/ober/venv/bin/ober-health --check --config /etc/ober/health.toml.ober-new 2>&1",
+        ),
+    ):
+        assert live + ".ober-new" in uploads and live not in uploads, f"{live} must be uploaded staged"
+        swaps = [c for c in rhel.shell() if c.endswith(f"mv -f {live}.ober-tmp {live}")]
+        assert len(swaps) == 1 and check in swaps[0], swaps
+
+
+def test_haproxy_threads_and_maxconn_follow_the_node(rhel: Plan, debian: Plan) -> None:
+    rhel_cfg = rhel.uploads()["/etc/haproxy/haproxy.cfg.ober-new"]
+    assert "    nbthread 4\n" in rhel_cfg and "    maxconn 100000\n" in rhel_cfg
+    debian_cfg = debian.uploads()["/etc/haproxy/haproxy.cfg.ober-new"]
+    # a hard descriptor limit of 20000 (some containers): maxconn lowered so reloads do not fail
+    assert "    nbthread 2\n" in debian_cfg and "    maxconn 9500\n" in debian_cfg
+    assert "ober_maxconn 100000 lowered to 9500" in debian.output
+
+
+def test_kernel_tuning_written_where_writable_and_commented_out_in_a_container(rhel: Plan, debian: Plan) -> None:
+    assert "net.core.somaxconn = 65535" in rhel.uploads()["/etc/sysctl.d/60-ober.conf"]
+    assert "\n# net.core.somaxconn = 65535  # skipped" in debian.uploads()["/etc/sysctl.d/60-ober.conf"]
+    assert "kernel tuning: 20 of 20 keys not writable (container: systemd-nspawn)" in debian.output
+
+
+def test_the_wheels_go_up_and_pip_installs_them_without_an_index(rhel: Plan) -> None:
+    assert "/opt/ober/wheels/ober_health-0.1.0-py3-none-any.whl" in rhel.uploads()
+    pip = [c for c in rhel.shell() if " -m pip install" in c or "/bin/pip install" in c]
+    assert len(pip) == 1 and "--no-index" in pip[0]
+    assert any(
+        c.startswith("test -x /opt/ober/venv/bin/python || python3 -m venv /opt/ober/venv") for c in rhel.shell()
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known gap: Platform.needs_haproxy_tmpfiles (True for RHEL) and PATHS.tmpfiles_file are used by no "
+    "task, so nothing creates /run/haproxy on RHEL, where haproxy.cfg's stats sockets live (fix belongs in tasks/)",
+)
+def test_rhel_plan_creates_the_haproxy_socket_directory(rhel: Plan) -> None:
+    uploads = rhel.uploads()
+    assert "/etc/tmpfiles.d/ober-haproxy.conf" in uploads
+    assert "/run/haproxy" in uploads["/etc/tmpfiles.d/ober-haproxy.conf"]
+
+
+def test_unsupported_distribution_is_refused_by_name(tmp_path: Path) -> None:
+    alpine = {"name": "Alpine", "major": 3, "minor": 20, "release_meta": {"ID": "alpine"}}
+    plan = dry_run(tmp_path, node_facts(alpine, "1", "4096", ""))
+    assert plan.code != 0
+    assert "Alpine (alpine) is not Debian/Ubuntu or RHEL-like" in plan.output
+    assert plan.operations == []
+
+
+def test_no_fact_is_gathered_for_a_bad_inventory(tmp_path: Path) -> None:
+    """Through the same runner as the plans above: the validation stops the run before the first fact."""
+    plan = dry_run(tmp_path, node_facts(RHEL10, "4", "524288", ""), {"ober_peers": []})
+    assert plan.code != 0
+    assert "@local: ober_peers = []: must be a non-empty list" in plan.output
+    assert plan.facts == [] and plan.operations == []
