@@ -538,6 +538,23 @@ def test_ober_health_check_fails_on_a_broken_vip(bundles: Bundles, tmp_path: Pat
     assert "min_up" in result.stdout + result.stderr
 
 
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_analyze_fails_on_a_unit_it_cannot_run(bundles: Bundles, tmp_path: Path) -> None:
+    node = broken(bundles, tmp_path)
+    unit = node.tmp / "exabgp.service"
+    unit.write_text(unit.read_text().replace(str(VENV_BIN.parent), "/nonexistent/venv"))
+    result = run(["systemd-analyze", "verify", str(unit)])
+    assert result.returncode != 0
+    assert "/nonexistent/venv/bin/exabgp" in result.stdout + result.stderr
+
+
+def test_sh_n_fails_on_a_broken_script(bundles: Bundles, tmp_path: Path) -> None:
+    node = broken(bundles, tmp_path)
+    script = Path(node.paths.vips_script)
+    script.write_text(script.read_text().replace("esac", "", 1))
+    assert run(["sh", "-n", str(script)]).returncode != 0
+
+
 # ---- the data the tasks pass
 
 
