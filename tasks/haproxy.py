@@ -5,15 +5,17 @@ import logging
 
 from pyinfra import host
 from pyinfra.facts.files import File
-from pyinfra.facts.server import Command
+from pyinfra.facts.server import Command, LinuxDistribution
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import current_settings, triggers
+from ober_deploy.platform import platform_from_facts
 from ober_deploy.staged import staged_template
 
 ober = current_settings()
+platform = platform_from_facts(host.get_fact(LinuxDistribution))
 threads = max(1, min(64, int((host.get_fact(Command, "nproc") or "1").strip() or 1)))
 # HAProxy needs ~2 descriptors per connection and raises its own limit, but only up to the hard limit
 # (20000 in some containers): a maxconn above it makes every reload fail with "Loading failure!".
@@ -40,6 +42,20 @@ if host.get_fact(File, path=PATHS.haproxy_config + ".ober-orig") is None:
         commands=[
             f"if [ -e {PATHS.haproxy_config} ]; then cp -p {PATHS.haproxy_config} {PATHS.haproxy_config}.ober-orig; fi"
         ],
+    )
+
+if platform.needs_haproxy_tmpfiles:
+    tmpfiles = files.template(
+        name="/run/haproxy for HAProxy's sockets (tmpfiles.d)",
+        src="templates/tmpfiles-haproxy.conf.j2",
+        dest=PATHS.tmpfiles_file,
+        mode="644",
+        managed=MANAGED,
+    )
+    server.shell(
+        name="create /run/haproxy now",
+        commands=[f"systemd-tmpfiles --create {PATHS.tmpfiles_file}"],
+        _if=tmpfiles.did_change,
     )
 
 config = staged_template(

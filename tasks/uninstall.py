@@ -27,6 +27,7 @@ for path in (
     PATHS.sysctl_file,
     PATHS.watchdog_file,
     PATHS.frontend_acl,
+    PATHS.tmpfiles_file,
     PATHS.haproxy_config + ".ober-new",
 ):
     files.file(name=f"remove {path}", path=path, present=False)

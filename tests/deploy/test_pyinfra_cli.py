@@ -329,12 +329,6 @@ def test_the_wheels_go_up_and_pip_installs_them_without_an_index(rhel: Plan) -> 
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap: Platform.needs_haproxy_tmpfiles (True for RHEL) and PATHS.tmpfiles_file are used by no "
-    "task, so nothing creates /run/haproxy on RHEL, where haproxy.cfg's stats sockets live (fix belongs in tasks/)",
-)
 def test_rhel_plan_creates_the_haproxy_socket_directory(rhel: Plan) -> None:
     uploads = rhel.uploads()
     assert "/etc/tmpfiles.d/ober-haproxy.conf" in uploads

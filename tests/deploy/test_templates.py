@@ -72,6 +72,7 @@ def watchdog_seconds(ober: NodeSettings) -> int:
 TASK_DATA: dict[str, Callable[[NodeSettings, NodePaths], dict[str, Any]]] = {
     "haproxy.cfg.j2": lambda o, p: {"ober": o, "paths": p, "threads": THREADS, "maxconn": o.maxconn},
     "haproxy-ober.conf.j2": lambda o, p: {},
+    "tmpfiles-haproxy.conf.j2": lambda o, p: {},
     "exabgp.conf.j2": lambda o, p: {"ober": o, "paths": p},
     "exabgp.service.j2": lambda o, p: {
         "paths": p,
