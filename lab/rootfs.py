@@ -16,8 +16,6 @@ instead of running two.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -25,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
+
+from ober_deploy.locking import locked
 
 SUITE = "bookworm"
 
@@ -98,7 +97,7 @@ def ensure_rootfs(cache_dir: Path | None = None) -> Path:
     tarball = tarball_path(cache)
     if tarball.exists():
         return tarball
-    with _locked(cache / ".build.lock"):
+    with locked(cache / ".build.lock"):
         if tarball.exists():  # someone else built it while we waited
             return tarball
         started = time.monotonic()
@@ -126,16 +125,6 @@ def remove_rootfs(root: Path) -> None:
     if not (root / "etc" / "debian_version").exists() or root.resolve() == Path("/"):
         raise ValueError(f"{root} does not look like a lab root filesystem; not deleting it")
     shutil.rmtree(root)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build(cache: Path, tarball: Path) -> None:

@@ -12,7 +12,6 @@ deploy uploads byte-identical files and changes nothing. Sites without any index
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -20,9 +19,9 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from ober_deploy.locking import locked
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("OBER_WHEEL_CACHE", str(REPO / ".cache" / "wheels")))
@@ -59,7 +58,7 @@ def ensure_wheels(log: bool = True) -> Path:
     if (target / REQUIREMENTS_NAME).exists():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
-    with _locked(CACHE / ".lock"):
+    with locked(CACHE / ".lock"):
         if (target / REQUIREMENTS_NAME).exists():
             return target
         work = Path(tempfile.mkdtemp(prefix="build-", dir=CACHE))
@@ -107,16 +106,6 @@ def _run(argv: list[str], env: dict[str, str], log: bool) -> None:
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"building ober's wheels failed: {' '.join(argv)}\n{result.stderr[-3000:]}")
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def main() -> None:
