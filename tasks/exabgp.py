@@ -50,7 +50,8 @@ server.shell(
 ROLLING_RESTART = f"""
 was=$(systemctl is-active exabgp.service || true)
 systemctl restart exabgp.service
-if [ "$was" = active ]; then
+# a node in maintenance stays withdrawn: nothing to wait for (and the operator wants it that way)
+if [ "$was" = active ] && [ ! -e {PATHS.maintenance_file} ]; then
   for i in $(seq 1 120); do
     if {PATHS.venv}/bin/ober status >/dev/null 2>&1; then sleep 2; exit 0; fi
     sleep 0.5
