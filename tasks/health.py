@@ -1,8 +1,9 @@
 """ExaBGP and ober-health in a venv under /opt/ober, installed from wheels the controller uploads.
 
 The node needs no package index: the controller builds or downloads the wheels (ober_deploy.wheels), the
-deploy uploads them to /opt/ober/wheels (stale ones removed), and pip installs them with `--no-index`. pip only runs when the
-set of wheels differs from what the venv was last installed from, so a re-run changes nothing.
+deploy uploads them to /opt/ober/wheels (stale ones removed), and pip installs them with `--no-index`.
+pip only runs when the set of wheels differs from what the venv was last installed from, so a re-run
+changes nothing.
 """
 
 import hashlib
