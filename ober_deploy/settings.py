@@ -12,12 +12,12 @@ is particular to a site.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ DEFAULT_BACKEND = "be_rgw"
 ASN_RANGE = (1, 4294967295)
 HOLD_TIME_RANGE = (3, 65535)  # RFC 4271: 0 or at least 3; 0 (no keepalives) would hide a dead node forever
 _COMMUNITY = re.compile(r"[0-9]{1,5}:[0-9]{1,5}")  # fullmatch: `$` would accept a trailing newline
-_BACKEND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _HOSTNAME = re.compile(  # fullmatch: `$` would accept a trailing newline
     r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
@@ -371,15 +370,19 @@ Resolver = Callable[[str], list[str]]
 def resolve(name: str, timeout: float = 3.0) -> list[str]:
     """Addresses of `name` as the controller's resolver sees them ([] when it does not resolve in time)."""
 
-    def lookup() -> list[str]:
-        return sorted({str(info[4][0]) for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)})
+    found: list[str] = []
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(lookup)
-        try:
-            return future.result(timeout=timeout)
-        except (OSError, FutureTimeout):
-            return []
+    def lookup() -> None:
+        with contextlib.suppress(OSError):
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+            found.extend(sorted({str(info[4][0]) for info in infos}))
+
+    # a daemon thread: a resolver that hangs past `timeout` is abandoned, not waited for (an executor's
+    # shutdown, or its join at exit, would wait for it)
+    thread = threading.Thread(target=lookup, name=f"resolve {name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return list(found) if not thread.is_alive() else []
 
 
 def _is_dir(path: Path) -> bool:
