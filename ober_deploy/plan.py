@@ -11,7 +11,9 @@ import ipaddress
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.operation import OperationMeta
 from pyinfra.context import host, inventory
+from pyinfra.facts.server import LinuxDistribution
 
+from ober_deploy.platform import Platform, platform_from_facts
 from ober_deploy.settings import InventoryError, NodeSettings, validate_inventory
 
 _FLEET: dict[str, NodeSettings] = {}
@@ -39,6 +41,11 @@ def fleet_settings() -> dict[str, NodeSettings]:
 
 def current_settings() -> NodeSettings:
     return fleet_settings()[host.name]
+
+
+def current_platform() -> Platform:
+    """The distribution family of the host being planned (from pyinfra's LinuxDistribution fact)."""
+    return platform_from_facts(host.get_fact(LinuxDistribution))
 
 
 _TRIGGERS: dict[tuple[str, str], list[OperationMeta]] = {}

@@ -6,6 +6,7 @@ names without the operator saying anything.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ DEBIAN_PACKAGES = ("haproxy", "python3", "python3-venv", "iproute2", "ca-certifi
 RHEL_PACKAGES = ("haproxy", "python3", "python3-pip", "iproute", "ca-certificates", "socat")
 
 
-def platform_from_facts(distribution: dict[str, Any] | None) -> Platform:
+def platform_from_facts(distribution: Mapping[str, Any] | None) -> Platform:
     """Map the `LinuxDistribution` fact to a `Platform`; unknown distributions are refused by name."""
     distribution = distribution or {}
     meta = distribution.get("release_meta") or {}

@@ -46,10 +46,14 @@ def dependencies() -> list[str]:
     return list(project["dependencies"])
 
 
-def requirements_text(wheel_dir: Path) -> str:
-    """What pip installs on the node: every wheel of the set by file name (no index, no resolution)."""
-    names = sorted(p.name for p in wheel_dir.glob("*.whl"))
-    return "".join(f"{name}\n" for name in names)
+def wheel_names(wheel_dir: Path) -> list[str]:
+    """The wheel files of a set, sorted: what is uploaded and what pip installs (no index, no resolution)."""
+    return sorted(p.name for p in wheel_dir.glob("*.whl"))
+
+
+def requirements_text(wheel_dir: Path, prefix: str = "") -> str:
+    """A pip requirements file naming every wheel of the set, as `prefix/name` (`prefix` = where it lies)."""
+    return "".join(f"{prefix}{name}\n" for name in wheel_names(wheel_dir))
 
 
 def ensure_wheels(log: bool = True) -> Path:

@@ -1,17 +1,14 @@
 """BFD towards peers with `bfd: true`: FRR's bfdd alone (no zebra, no bgpd), so a dead or frozen node is
 dropped by the router in ~150 ms instead of the BGP hold time. ExaBGP has no BFD of its own."""
 
-from pyinfra import host
-from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from ober_deploy.paths import MANAGED
-from ober_deploy.plan import current_settings
-from ober_deploy.platform import platform_from_facts
+from ober_deploy.plan import current_platform, current_settings
 
 ober = current_settings()
-platform = platform_from_facts(host.get_fact(LinuxDistribution))
+platform = current_platform()
 UNIT = "/etc/systemd/system/ober-bfdd.service"
 CONFIG = "/etc/frr/ober-bfdd.conf"  # bfdd reads it as user frr: not under /etc/ober (0750 ober)
 

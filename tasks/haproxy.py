@@ -5,17 +5,16 @@ import logging
 
 from pyinfra import host
 from pyinfra.facts.files import File
-from pyinfra.facts.server import Command, LinuxDistribution
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ober_deploy.paths import MANAGED, PATHS
-from ober_deploy.plan import current_settings, triggers
-from ober_deploy.platform import platform_from_facts
+from ober_deploy.plan import current_platform, current_settings, triggers
 from ober_deploy.staged import staged_template
 
 ober = current_settings()
-platform = platform_from_facts(host.get_fact(LinuxDistribution))
+platform = current_platform()
 threads = max(1, min(64, int((host.get_fact(Command, "nproc") or "1").strip() or 1)))
 # HAProxy needs ~2 descriptors per connection and raises its own limit, but only up to the hard limit
 # (20000 in some containers): a maxconn above it makes every reload fail with "Loading failure!".

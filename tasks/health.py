@@ -12,20 +12,19 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.facts.files import Sha1File
-from pyinfra.facts.server import Command, LinuxDistribution
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
+from ober_deploy import wheels
 from ober_deploy.paths import MANAGED, PATHS
-from ober_deploy.plan import add_trigger, current_settings
-from ober_deploy.platform import platform_from_facts
+from ober_deploy.plan import add_trigger, current_platform, current_settings
 from ober_deploy.staged import staged_template
-from ober_deploy.wheels import ensure_wheels
 
 ober = current_settings()
-platform = platform_from_facts(host.get_fact(LinuxDistribution))
-wheel_dir = ober.wheels_dir or ensure_wheels(log=False)
-wheel_names = sorted(path.name for path in Path(wheel_dir).glob("*.whl"))
-requirements = "".join(f"{PATHS.wheels}/{name}\n" for name in wheel_names)
+platform = current_platform()
+wheel_dir = ober.wheels_dir or wheels.ensure_wheels(log=False)
+wheel_names = wheels.wheel_names(Path(wheel_dir))
+requirements = wheels.requirements_text(Path(wheel_dir), prefix=f"{PATHS.wheels}/")
 requirements_file = f"{PATHS.prefix}/requirements.txt"
 installed_marker = f"{PATHS.venv}/.ober-requirements"
 

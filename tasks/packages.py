@@ -8,14 +8,12 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, dnf, files
 
-from ober_deploy.plan import current_settings
-from ober_deploy.platform import platform_from_facts
+from ober_deploy.plan import current_platform, current_settings
 
 ober = current_settings()
-platform = platform_from_facts(host.get_fact(LinuxDistribution))
+platform = current_platform()
 wanted = list(platform.packages) + (["frr"] if ober.bfd else [])
 
 if platform.package_manager == "apt":
