@@ -231,10 +231,11 @@ class Fleet:
         bundle = self.workdir / "s3.lab.pem"
         if not bundle.exists():
             key, cert = self.workdir / "tls.key", self.workdir / "tls.crt"
+            names = ",".join(f"IP:{ipaddress.ip_network(vip).network_address}" for vip in VIPS)
             run(
                 "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
                 "-subj", "/CN=s3.lab.example", "-keyout", str(key), "-out", str(cert),
-                "-addext", "subjectAltName=IP:203.0.113.10,IP:2001:db8:203::10",
+                "-addext", f"subjectAltName={names}",
             )  # fmt: skip
             bundle.write_text(cert.read_text() + key.read_text())
         return bundle
