@@ -252,13 +252,18 @@ class HealthProgram:
             stop.wait(max(0.0, self.health.interval - (time.monotonic() - started)))
 
 
-def _install_signal_handlers(program: HealthProgram, stop: threading.Event) -> None:
+def _install_signal_handlers(program: HealthProgram) -> None:
+    handled = False
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if program.stopping and stop.is_set():
+        nonlocal handled
+        if handled:  # the second SIGTERM of `systemctl stop` (the unit's, then ExaBGP's)
             return
-        stop.set()
+        handled = True
         # withdraw from inside the handler: the main thread may be blocked in a check for `timeout`,
-        # and ExaBGP SIGKILLs us 2 s after SIGTERM
+        # and ExaBGP SIGKILLs us 2 s after SIGTERM. No threading.Event.set() here: the handler runs in
+        # the main thread, which may hold that Event's (non-reentrant) lock inside stop.wait() -> deadlock.
+        # SystemExit ends the loop instead.
         program.shutdown(f"{signal.Signals(signum).name} received")
         raise SystemExit(0)
 
@@ -291,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     program = HealthProgram(config)
     stop = threading.Event()
-    _install_signal_handlers(program, stop)
+    _install_signal_handlers(program)
     reader = threading.Thread(target=program.read_stdin, daemon=True)
     reader.start()
     log.info(
