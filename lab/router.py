@@ -49,7 +49,11 @@ class Router(Protocol):
 def fib_nexthops(netns: str, prefix: str) -> list[str]:
     """Next hops of `prefix` in the namespace's kernel FIB (empty when there is no route)."""
     family = "-6" if ipaddress.ip_network(prefix).version == 6 else "-4"
-    out = run("ip", "-n", netns, "-j", family, "route", "show", "exact", prefix, check=False).stdout
+    return parse_nexthops(run("ip", "-n", netns, "-j", family, "route", "show", "exact", prefix, check=False).stdout)
+
+
+def parse_nexthops(out: str) -> list[str]:
+    """Next hops in `ip -j route show` output (one gateway, or ECMP `nexthops`), sorted."""
     try:
         routes = json.loads(out or "[]")
     except json.JSONDecodeError:

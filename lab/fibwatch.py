@@ -1,0 +1,102 @@
+"""Watch a router's kernel FIB while something happens, to prove that nothing left it.
+
+    with FibWatch(router_ns, {"203.0.113.10/32": {"198.51.100.11"}}) as watch:
+        ...  # the thing that must not move a route
+    assert watch.samples > 0 and not watch.wrong and not watch.changes
+
+Two views, because a poll can miss what lasted less than its interval: every `interval` (10 ms) each
+prefix's next hops are read (long-lived `ip -batch` processes, 0.1 ms a query, so the interval holds
+under load where spawning `ip` per read does not), and `ip monitor route` records every change in
+between.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import threading
+import time
+from types import TracebackType
+
+from lab.router import parse_nexthops
+
+
+class FibWatch:
+    """Polls `expected` prefixes' next hops in `netns`; `wrong` and `changes` hold what differed."""
+
+    def __init__(self, netns: str, expected: dict[str, set[str]], interval: float = 0.01) -> None:
+        self.netns = netns
+        self.expected = expected
+        self.interval = interval
+        self.samples = 0
+        self.gaps: list[float] = []  # seconds between two complete samples
+        self.wrong: list[tuple[float, str, list[str]]] = []  # (seconds since start, prefix, next hops seen)
+        self.changes: list[str] = []  # `ip monitor route` lines
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._readers: dict[int, subprocess.Popen[str]] = {}
+        self._monitor: subprocess.Popen[str] | None = None
+
+    def _batch(self, version: int) -> subprocess.Popen[str]:
+        if version not in self._readers:
+            self._readers[version] = subprocess.Popen(
+                ["ip", "-n", self.netns, f"-{version}", "-j", "-batch", "-"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
+        return self._readers[version]
+
+    def nexthops(self, prefix: str) -> list[str]:
+        reader = self._batch(ipaddress.ip_network(prefix).version)
+        assert reader.stdin is not None and reader.stdout is not None
+        reader.stdin.write(f"route show exact {prefix}\n")
+        reader.stdin.flush()
+        return parse_nexthops(reader.stdout.readline())
+
+    def _poll(self) -> None:
+        last = time.monotonic()
+        while not self._stop.is_set():
+            for prefix, hops in self.expected.items():
+                seen = self.nexthops(prefix)
+                if set(seen) != hops:
+                    self.wrong.append((time.monotonic() - self.started, prefix, seen))
+            now = time.monotonic()
+            self.samples += 1
+            self.gaps.append(now - last)
+            last = now
+            self._stop.wait(self.interval)
+
+    def gap(self, fraction: float) -> float:
+        """The `fraction` quantile of the time between two samples (1.0: the longest)."""
+        ordered = sorted(self.gaps) or [0.0]
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+    def __enter__(self) -> FibWatch:
+        self._monitor = subprocess.Popen(
+            ["ip", "-n", self.netns, "monitor", "route"], stdout=subprocess.PIPE, text=True
+        )
+        for prefix in self.expected:  # start the readers, and check the starting point itself
+            self.nexthops(prefix)
+        time.sleep(0.1)  # `ip monitor` has subscribed before anything happens
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        time.sleep(0.3)  # a late withdraw still shows
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.seconds = time.monotonic() - self.started
+        for reader in self._readers.values():
+            if reader.stdin is not None:
+                reader.stdin.close()
+            reader.wait(timeout=5)
+        if self._monitor is not None:
+            self._monitor.terminate()
+            out, _ = self._monitor.communicate(timeout=5)
+            self.changes = [line for line in out.splitlines() if line.strip()]
