@@ -407,8 +407,7 @@ def probe_peer(target: PeerTarget, timeout: float = DEFAULT_TIMEOUT, *, force: b
     deadline = started + timeout
     live_before = confirmed_live_sessions(target)
 
-    def finish(outcome: Outcome, detail: str, **extra: Any) -> PeerResult:
-        probed = extra.pop("probed", True)
+    def finish(outcome: Outcome, detail: str, *, probed: bool = True, **extra: Any) -> PeerResult:
         if live_before and probed:
             time.sleep(LIVE_SETTLE_SECONDS)
         live_after = established_sessions(target.address, target.port, target.local_address)
@@ -630,7 +629,8 @@ def targets_from(
     configured = list(getattr(config, "peers", ()) or ())
     local_asn = local_asn if local_asn is not None else getattr(bgp, "local_asn", None)
     router_id = router_id or getattr(bgp, "router_id", None)
-    hold_time = int(getattr(bgp, "hold_time", None) or DEFAULT_HOLD_TIME)
+    configured_hold = getattr(bgp, "hold_time", None)
+    hold_time = DEFAULT_HOLD_TIME if configured_hold is None else int(configured_hold)
     if local_asn is None:
         raise ValueError("local ASN: health.toml has no [bgp] local_asn; give --local-asn")
     if router_id is None:
