@@ -183,7 +183,9 @@ def test_a_blackholed_router_times_out_within_the_bound(router_lab: RouterLab) -
     record_figure(f"test-bgp timed out, bound 2 s ({router_lab.kind})", peer["seconds"])
     assert peer["outcome"] == "timed out", peer
     assert peer["detail"] == "no answer to the TCP connection within 2s (router down, filtered or blackholed)"
-    assert peer["seconds"] < 2 + 1.5, f"the 2 s bound did not hold: {peer['seconds']} s"
+    # unbounded, the kernel retries the SYN for about two minutes; the slack is for a loaded machine
+    # (2.02 s idle, 3.2 s seen at load 7 on 2 cores)
+    assert peer["seconds"] < 2 + 3, f"the 2 s bound did not hold: {peer['seconds']} s"
 
 
 def test_a_local_address_that_is_not_on_the_node(router_lab: RouterLab) -> None:
