@@ -592,7 +592,7 @@ def probe_peers(
 def check_timeout(seconds: float) -> float:
     """A probe's time bound: positive, and at most a minute (a router answers in milliseconds or not at all)."""
     if not 0 < seconds <= 60:
-        raise ValueError(f"--timeout: {seconds:g} is not within 0..60 seconds")
+        raise ValueError(f"--timeout: {seconds:g} must be more than 0 and at most 60 seconds")
     return seconds
 
 

@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="For each peer in health.toml (or --peer), connect from its local address, send the OPEN"
         " ExaBGP would send and report: established, notification (what the router said), mismatch, closed,"
         " refused, timed out or unreachable. A peer with an established session (ExaBGP's) is not probed"
-        " unless --force. Exit 0 when every peer is established.",
+        " unless --force. Exit 0 when every peer is established (or live), 1 otherwise, 3 for bad options.",
     )
     bgp.add_argument("--peer", metavar="ADDRESS", help="probe only this peer (any address with --asn)")
     bgp.add_argument("--timeout", type=float, default=5.0, help="bound per peer in seconds (%(default)s)")
