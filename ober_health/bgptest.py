@@ -561,8 +561,8 @@ def _closed_words(live_before: tuple[TcpSession, ...], how: str) -> str:
         )
     return (
         f"the router accepted TCP and {how} it without a NOTIFICATION: it has no neighbor for this source"
-        " address, or that neighbor does not accept connections now (disabled, or waiting after an error:"
-        " BIRD's `error wait time`, 60 s by default)"
+        " address, or that neighbor does not accept connections now (disabled, starting, or waiting after an"
+        " error, e.g. BIRD's `error wait time`, 60 s by default)"
     )
 
 
