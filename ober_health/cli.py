@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from ober_health import __version__
 from ober_health.checks import check_http, read_stats
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from ober_health.statefile import read_state
@@ -104,9 +105,11 @@ def format_status(state: dict[str, Any]) -> str:
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
     state = load_status(config)
+    state["version"] = __version__  # what is installed (the deploy restarts ExaBGP right after a change)
     if args.json:
         print(json.dumps(state, indent=1, sort_keys=True))
     else:
+        print(f"ober {__version__}")
         print(format_status(state))
     return int(state["exit"])
 
@@ -265,6 +268,7 @@ def cmd_test_bgp(config: Config, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ober", description="Operate one ober ingress node.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="health config (%(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
     status = sub.add_parser("status", help="VIP states as the health program sees them")
