@@ -8,9 +8,10 @@ its daemon's own checker rejects never replaces the live one.
 
 from pyinfra import local
 
-from ober_deploy.plan import fleet_settings
+from ober_deploy.plan import current_wheels, fleet_settings
 
 fleet_settings()  # validate every host before anything is planned for any of them
+current_wheels()  # the wheels the nodes install: built once per run, before any host's plan
 
 for task in (
     "packages",  # HAProxy, Python for the venv, iproute2 (no index refresh unless something is missing)

@@ -36,6 +36,7 @@ from lab.nspawn import NspawnNode, make_lab_key
 from lab.procs import Supervisor, netns_exec, run, wait_for
 from lab.rootfs import ensure_rootfs
 from lab.router import ROUTER_ASN, BirdRouter, FrrRouter, Peer, Router, fib_nexthops
+from lab.wheelhouse import ensure_wheelhouse, index_env
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_ASN = 65001
@@ -243,15 +244,14 @@ class Fleet:
     def deploy(self, *extra: str, deploy_file: str = "deploy.py", timeout: float = 600.0) -> DeployResult:
         """Run the operator's command `pyinfra -y inventories/lab.py deploy.py [extra]` from the controller.
 
-        The controller namespace has no route out, like an air-gapped site's: the wheels the nodes install
-        are built (or found in the cache) here first, in the host namespace, where PyPI is reachable.
+        The controller namespace has no route out, like an air-gapped site's controller; its package index
+        is a local wheelhouse with what an operator's index serves (lab.wheelhouse). Nothing is built for
+        the deploy: it builds ober's wheel itself, from the checkout, as it does for an operator.
         """
-        from ober_deploy.wheels import ensure_wheels
-
-        ensure_wheels()
         pyinfra = Path(sys.executable).parent / "pyinfra"
         argv = [str(pyinfra) if pyinfra.exists() else "pyinfra", "-y", "inventories/lab.py", deploy_file, *extra]
-        env = dict(os.environ, **{FLEET_ENV: str(self.spec_path)})
+        env = index_env(ensure_wheelhouse(), os.environ)
+        env[FLEET_ENV] = str(self.spec_path)
         started = time.monotonic()
         proc = subprocess.run(
             netns_exec(self.controller, *argv),

@@ -1,18 +1,25 @@
-"""The validated settings of the host pyinfra is planning for, validated for the whole fleet at once.
+"""The validated settings of the host pyinfra is planning for, validated for the whole fleet at once, and
+the wheel set its nodes install, built once per run.
 
-pyinfra runs `deploy.py` once per host. The first run validates every host of the inventory, so a bad
-value on the last host stops the deploy before any operation exists for the first one.
+pyinfra runs `deploy.py` once per host, every host in its own greenlet. The first run validates every
+host of the inventory, so a bad value on the last host stops the deploy before any operation exists for
+the first one. The wheels are built by the first host that needs them while the others wait on a lock
+that yields to gevent (ober_deploy.locking); a failed build fails every host with the same message.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import time
+from pathlib import Path
 
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.operation import OperationMeta
 from pyinfra.context import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
+from ober_deploy import wheels
 from ober_deploy.platform import Platform, platform_from_facts
 from ober_deploy.settings import InventoryError, NodeSettings, validate_inventory
 
@@ -46,6 +53,34 @@ def current_settings() -> NodeSettings:
 def current_platform() -> Platform:
     """The distribution family of the host being planned (from pyinfra's LinuxDistribution fact)."""
     return platform_from_facts(host.get_fact(LinuxDistribution))
+
+
+_WHEELS: dict[Path | None, wheels.WheelSet | wheels.WheelError | None] = {}  # None: being built
+
+
+def current_wheels() -> wheels.WheelSet:
+    """The wheel set for the current host: its `ober_wheels_dir`, or the one built from this checkout.
+
+    One build per run: the other hosts' greenlets sleep (cooperatively) until the first one is done, and
+    share its result, a failure included.
+    """
+    directory = current_settings().wheels_dir
+    key = Path(directory) if directory else None
+    if key not in _WHEELS:
+        _WHEELS[key] = None
+        try:
+            built = key or wheels.ensure_wheels(log=lambda message: logging.getLogger("pyinfra").info(f"--> {message}"))
+            _WHEELS[key] = wheels.WheelSet.read(built)
+        except wheels.WheelError as error:
+            _WHEELS[key] = error
+        except BaseException as error:  # interrupted: nobody may wait for this build any more
+            _WHEELS[key] = wheels.WheelError(f"the wheel build was interrupted: {error!r}")
+            raise
+    while (found := _WHEELS[key]) is None:
+        time.sleep(0.1)  # gevent's sleep under pyinfra: the building greenlet runs meanwhile
+    if isinstance(found, wheels.WheelError):
+        raise DeployError(f"no wheel set for the nodes, nothing was changed:\n{found}")
+    return found
 
 
 _TRIGGERS: dict[tuple[str, str], list[OperationMeta]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import runpy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,8 +72,25 @@ def prod_hosts(certificate: Path) -> list[tuple[str, dict[str, Any], str | None]
     return hosts
 
 
-def run(argv: list[str], cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+def run(
+    argv: list[str], cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
+
+
+def tool_chroot(root: Path, tools: list[str]) -> Path:
+    """A directory pyinfra's @chroot connector accepts, holding only `tools` (from this machine, with the
+    libraries they link) in /bin: nothing else could run there."""
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    for tool in tools:
+        binary = Path(shutil.which(tool) or f"/bin/{tool}").resolve()
+        shutil.copy(binary, root / "bin" / tool)
+        for library in (Path(word) for word in run(["ldd", str(binary)]).stdout.split() if word.startswith("/")):
+            target = root / library.relative_to("/")
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(library, target)
+    return root
 
 
 def _openssl(*args: str, cwd: Path) -> None:
