@@ -9,19 +9,19 @@ off more than one node at a time.
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from ober_deploy import staged
 from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import add_trigger, current_settings, triggers
-from ober_deploy.staged import staged_template
 
 ober = current_settings()
 DRAIN_TIMEOUT = 30
 # one check loop costs at most interval + 2 x timeout (HTTP check, stats socket); allow 4 missed loops
 WATCHDOG_SECONDS = max(3, round(4 * (ober.health.interval + 2 * ober.health.timeout)))
 
-config = staged_template(
-    "ExaBGP config",
-    "templates/exabgp.conf.j2",
-    PATHS.exabgp_config,
+config = staged.template(
+    name="ExaBGP config",
+    src="templates/exabgp.conf.j2",
+    dest=PATHS.exabgp_config,
     check=f"{PATHS.venv}/bin/exabgp validate {{staged}}",
     mode="640",
     group=PATHS.user,

@@ -9,9 +9,9 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from ober_deploy import staged
 from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import current_platform, current_settings, triggers
-from ober_deploy.staged import staged_template
 
 ober = current_settings()
 platform = current_platform()
@@ -57,10 +57,10 @@ if platform.needs_haproxy_tmpfiles:
         _if=tmpfiles.did_change,
     )
 
-config = staged_template(
-    "HAProxy config",
-    "templates/haproxy.cfg.j2",
-    PATHS.haproxy_config,
+config = staged.template(
+    name="HAProxy config",
+    src="templates/haproxy.cfg.j2",
+    dest=PATHS.haproxy_config,
     check="haproxy -c -f {staged}",
     mode="644",
     managed=MANAGED,

@@ -15,9 +15,9 @@ from pyinfra.facts.files import Sha1File
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
+from ober_deploy import staged
 from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import add_trigger, current_platform, current_settings, current_wheels
-from ober_deploy.staged import staged_template
 
 ober = current_settings()
 platform = current_platform()
@@ -48,10 +48,10 @@ listing = host.get_fact(Command, f"ls -1 {PATHS.wheels} 2>/dev/null || true") or
 for stale in sorted(set(listing.split()) - set(wheel_names)):
     files.file(name=f"remove stale wheel {stale}", path=f"{PATHS.wheels}/{stale}", present=False)
 
-health_config = staged_template(
-    "ober-health config",
-    "templates/health.toml.j2",
-    PATHS.health_config,
+health_config = staged.template(
+    name="ober-health config",
+    src="templates/health.toml.j2",
+    dest=PATHS.health_config,
     check=f"{PATHS.venv}/bin/ober-health --check --config {{staged}}",
     mode="640",
     group=PATHS.user,

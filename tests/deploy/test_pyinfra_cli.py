@@ -301,7 +301,7 @@ def test_configs_are_staged_and_swapped_only_after_their_checker(rhel: Plan) -> 
         ),
     ):
         assert live + ".ober-new" in uploads and live not in uploads, f"{live} must be uploaded staged"
-        swaps = [c for c in rhel.shell() if c.endswith(f"mv -f {live}.ober-tmp {live}")]
+        swaps = [c for c in rhel.shell() if c.endswith(f"mv -f {live}.ober-new {live}")]
         assert len(swaps) == 1 and check in swaps[0], swaps
 
 

@@ -560,20 +560,17 @@ def test_sh_n_fails_on_a_broken_script(bundles: Bundles, tmp_path: Path) -> None
 
 
 def task_template_calls() -> dict[str, set[str]]:
-    """template -> the keywords tasks/*.py pass to files.template / staged_template (data, not op arguments)."""
-    operation_args = {"name", "src", "dest", "mode", "user", "group", "check"}
+    """template -> the keywords tasks/*.py pass to files.template / staged.template (data, not op arguments)."""
+    operation_args = {"name", "src", "dest", "mode", "user", "group", "check", "swap"}
     calls: dict[str, set[str]] = {}
     for path in sorted((REPO / "tasks").glob("*.py")):
         for call in ast.walk(ast.parse(path.read_text())):
             if not isinstance(call, ast.Call):
                 continue
             func = ast.unparse(call.func)
-            if func == "files.template":
-                src = next(k.value for k in call.keywords if k.arg == "src")
-            elif func == "staged_template":
-                src = call.args[1]
-            else:
+            if func not in ("files.template", "staged.template"):
                 continue
+            src = next(k.value for k in call.keywords if k.arg == "src")
             assert isinstance(src, ast.Constant), f"{path.name}: template src is not a literal"
             keywords = {k.arg for k in call.keywords if k.arg and k.arg not in operation_args}
             calls[Path(str(src.value)).name] = {k for k in keywords if not k.startswith("_")}
