@@ -11,7 +11,8 @@ MANAGED = "Managed by ober's pyinfra deploy: local changes are overwritten by th
 class NodePaths:
     user: str = "ober"  # ExaBGP and ober-health run as this unprivileged user
     prefix: str = "/opt/ober"
-    venv: str = "/opt/ober/venv"
+    venv: str = "/opt/ober/venv"  # a symlink to the venv of the installed wheel set, under `venvs`
+    venvs: str = "/opt/ober/venvs"  # one venv per wheel set, named after its digest
     wheels: str = "/opt/ober/wheels"
     etc: str = "/etc/ober"
     health_config: str = "/etc/ober/health.toml"
@@ -33,6 +34,10 @@ class NodePaths:
     watchdog_file: str = "/etc/systemd/system.conf.d/60-ober-watchdog.conf"
     tmpfiles_file: str = "/etc/tmpfiles.d/ober-haproxy.conf"
     vip_interface: str = "ober0"
+
+    def venv_of(self, digest: str) -> str:
+        """The venv a wheel set (ober_deploy.wheels.WheelSet.digest) is installed into."""
+        return f"{self.venvs}/{digest}"
 
 
 PATHS = NodePaths()

@@ -1,30 +1,40 @@
-"""ExaBGP with ober-health as its API process, under systemd.
+"""ExaBGP with ober-health as its API process, under systemd, restarted one node at a time.
 
 `exabgp.service` is Type=notify with a watchdog fed by ober-health, BindsTo HAProxy, and drains on stop.
-A change (config, venv, unit) restarts it one node at a time (`_serial`), and the deploy waits until the
-restarted node announces its VIPs again before it touches the next one: a re-deploy never takes a VIP
-off more than one node at a time.
+A change for it (its config, health.toml, the venv, the unit) restarts it one node at a time: on each
+node the validated configs and the new venv go live, ExaBGP restarts (draining first), and the deploy
+waits until `ober status` reports the node serving again - every VIP announced over an established BGP
+session - before it touches the next node. A node that does not come back within the bound stops the
+roll there: the deploy fails naming the node and printing its `ober status` (peer, reason), and the
+nodes after it keep their config, their code and their routes. A node in maintenance is restarted but
+not waited for (it stays withdrawn by design).
 """
 
+from pyinfra.context import host
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from ober_deploy import staged
+from ober_deploy import rolling, staged
+from ober_deploy.facts import VERSION_COMMAND, OberInstall
 from ober_deploy.paths import MANAGED, PATHS
-from ober_deploy.plan import add_trigger, current_settings, triggers
+from ober_deploy.plan import current_settings, current_wheels, triggers
 
 ober = current_settings()
+venv = PATHS.venv_of(current_wheels().digest)
 DRAIN_TIMEOUT = 30
 # one check loop costs at most interval + 2 x timeout (HTTP check, stats socket); allow 4 missed loops
 WATCHDOG_SECONDS = max(3, round(4 * (ober.health.interval + 2 * ober.health.timeout)))
+# from the restart to the node serving again: ExaBGP up, the sessions established, `rise` good checks
+SERVING_TIMEOUT = 30 + round(ober.health.rise * ober.health.interval)
 
 config = staged.template(
     name="ExaBGP config",
     src="templates/exabgp.conf.j2",
     dest=PATHS.exabgp_config,
-    check=f"{PATHS.venv}/bin/exabgp validate {{staged}}",
+    check=f"{venv}/bin/exabgp validate {{staged}}",
     mode="640",
     group=PATHS.user,
+    swap=False,  # goes live in the rolling restart below
     managed=MANAGED,
     ober=ober,
     paths=PATHS,
@@ -39,7 +49,6 @@ unit = files.template(
     drain_timeout=DRAIN_TIMEOUT,
     watchdog_seconds=WATCHDOG_SECONDS,
 )
-add_trigger("exabgp", config, unit)
 systemd.daemon_reload(name="systemd reads exabgp.service", _if=unit.did_change)
 server.shell(
     name="exabgp.service enabled (with multi-user.target and HAProxy)",
@@ -47,24 +56,18 @@ server.shell(
     _if=unit.did_change,
 )
 
-ROLLING_RESTART = f"""
-was=$(systemctl is-active exabgp.service || true)
-systemctl restart exabgp.service
-# a node in maintenance stays withdrawn: nothing to wait for (and the operator wants it that way)
-if [ "$was" = active ] && [ ! -e {PATHS.maintenance_file} ]; then
-  for i in $(seq 1 120); do
-    if {PATHS.venv}/bin/ober status >/dev/null 2>&1; then sleep 2; exit 0; fi
-    sleep 0.5
-  done
-  echo "exabgp.service restarted but not every VIP is announced after 60 s: rolling restart stopped here" >&2
-  {PATHS.venv}/bin/ober status >&2
-  exit 1
-fi
-"""
-server.shell(
-    name="restart ExaBGP (drains first; one node at a time, next only once this one announces again)",
-    commands=[ROLLING_RESTART],
-    _if=any_changed(*triggers("exabgp")),
+changed = any_changed(config, unit, *triggers("exabgp"))
+link_pending = host.get_fact(OberInstall, venv=PATHS.venv, venvs=PATHS.venvs)["link"] != venv
+rolling.restart(
+    name="restart ExaBGP (drains first; one node at a time, the next only once this one serves again)",
+    service="exabgp.service",
+    swap=[PATHS.exabgp_config, PATHS.health_config],
+    link=(PATHS.venv, venv),
+    wait=f"{PATHS.venv}/bin/ober status",
+    timeout=SERVING_TIMEOUT,
+    skip_wait_if=PATHS.maintenance_file,
+    version=VERSION_COMMAND.format(venv=PATHS.venv),
     _serial=True,
+    _if=lambda: link_pending or changed(),
 )
 systemd.service(name="ExaBGP running", service="exabgp.service", running=True, enabled=True)

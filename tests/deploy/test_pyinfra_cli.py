@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from ober_deploy.kernel import SYSCTLS
-from tests.deploy.support import REPO, ROUTER_V4, VENV_BIN, run
+from ober_deploy.paths import PATHS
+from ober_deploy.wheels import WheelSet
+from tests.deploy.support import REPO, ROUTER_V4, VENV_BIN, run, tool_chroot
 
 pytestmark = pytest.mark.deploy
 
@@ -63,15 +65,7 @@ def test_bad_value_stops_the_run_before_any_operation(tmp_path: Path) -> None:
 def minimal_chroot(root: Path) -> Path:
     """A directory pyinfra's @chroot connector accepts (it runs `chroot DIR ls`), with nothing else in it:
     no shell, so no operation could run there even if the validation let one through."""
-    ls = Path(shutil.which("ls") or "/bin/ls").resolve()
-    (root / "bin").mkdir(parents=True)
-    shutil.copy(ls, root / "bin" / "ls")
-    libraries = run(["ldd", str(ls)]).stdout.split()
-    for library in (Path(word) for word in libraries if word.startswith("/")):
-        target = root / library.relative_to("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(library, target)
-    return root
+    return tool_chroot(root, ["ls"])
 
 
 def tree(root: Path) -> list[tuple[str, int, int]]:
@@ -144,6 +138,7 @@ FACTS = {
     "TmpDir": lambda **k: "/tmp",
     "SystemdStatus": lambda **k: {},
     "SystemdEnabled": lambda **k: {},
+    "OberInstall": lambda **k: {"link": None, "version": None, "venvs": []},  # nothing of ober installed yet
 }
 
 
@@ -217,11 +212,12 @@ def node_facts(distribution: dict[str, Any], nproc: str, hard_limit: str, sysctl
 
 
 class Plan:
-    def __init__(self, raw: dict[str, Any], output: str) -> None:
+    def __init__(self, raw: dict[str, Any], output: str, wheels: Path) -> None:
         self.code: int = raw["code"]
         self.facts: list[str] = raw["facts"]
         self.operations: list[dict[str, Any]] = raw["operations"]
         self.output = output
+        self.venv = PATHS.venv_of(WheelSet.read(wheels).digest)  # where this plan installs the wheel set
 
     def shell(self) -> list[str]:
         return [c["shell"] for op in self.operations for c in op["commands"] if "shell" in c]
@@ -247,7 +243,7 @@ def dry_run(tmp_path: Path, facts: dict[str, Any], data: dict[str, Any] | None =
     result = run([*argv, "--dry", str(inventory), "deploy.py"], cwd=REPO, timeout=120)
     output = result.stdout + result.stderr
     assert plan_file.exists(), output
-    plan = Plan(json.loads(plan_file.read_text()), output)
+    plan = Plan(json.loads(plan_file.read_text()), output, wheels)
     assert plan.code == result.returncode
     return plan
 
@@ -290,19 +286,29 @@ def test_bfdd_unit_runs_the_distributions_bfdd(rhel: Plan, debian: Plan) -> None
     assert f" peer {ROUTER_V4} local-address 198.51.100.11" in rhel.uploads()["/etc/frr/ober-bfdd.conf"]
 
 
-def test_configs_are_staged_and_swapped_only_after_their_checker(rhel: Plan) -> None:
-    uploads = rhel.uploads()
-    for live, check in (
-        ("/etc/haproxy/haproxy.cfg", "haproxy -c -f /etc/haproxy/haproxy.cfg.ober-new 2>&1"),
-        ("/etc/ober/exabgp.conf", "/opt/ober/venv/bin/exabgp validate /etc/ober/exabgp.conf.ober-new 2>&1"),
+def test_configs_are_staged_and_go_live_only_after_their_checker(rhel: Plan) -> None:
+    """HAProxy's config is swapped by its check; ExaBGP's and ober-health's (checked by the venv being
+    installed) wait staged for the rolling restart, which moves them into place just before it restarts."""
+    uploads, shell = rhel.uploads(), rhel.shell()
+    roll = [c for c in shell if "systemctl stop exabgp.service" in c and "systemctl start exabgp.service" in c]
+    assert len(roll) == 1, roll
+    for live, check, swapped_by_check in (
+        ("/etc/haproxy/haproxy.cfg", "haproxy -c -f /etc/haproxy/haproxy.cfg.ober-new 2>&1", True),
+        ("/etc/ober/exabgp.conf", f"{rhel.venv}/bin/exabgp validate /etc/ober/exabgp.conf.ober-new 2>&1", False),
         (
             "/etc/ober/health.toml",
-            "/opt/ober/venv/bin/ober-health --check --config /etc/ober/health.toml.ober-new 2>&1",
+            f"{rhel.venv}/bin/ober-health --check --config /etc/ober/health.toml.ober-new 2>&1",
+            False,
         ),
     ):
         assert live + ".ober-new" in uploads and live not in uploads, f"{live} must be uploaded staged"
-        swaps = [c for c in rhel.shell() if c.endswith(f"mv -f {live}.ober-new {live}")]
-        assert len(swaps) == 1 and check in swaps[0], swaps
+        checks = [c for c in shell if check in c]
+        assert len(checks) == 1, (check, shell)
+        swap = f"mv -f {live}.ober-new {live}"
+        assert checks[0].endswith(swap) is swapped_by_check, checks[0]
+        assert (swap in roll[0]) is not swapped_by_check
+        assert shell.index(checks[0]) < shell.index(roll[0])
+    assert f"ln -sfn {rhel.venv} /opt/ober/venv.ober-link" in roll[0], "the new venv goes live in the roll too"
 
 
 def test_haproxy_threads_and_maxconn_follow_the_node(rhel: Plan, debian: Plan) -> None:
@@ -322,11 +328,10 @@ def test_kernel_tuning_written_where_writable_and_commented_out_in_a_container(r
 
 def test_the_wheels_go_up_and_pip_installs_them_without_an_index(rhel: Plan) -> None:
     assert "/opt/ober/wheels/ober_health-0.1.0-py3-none-any.whl" in rhel.uploads()
-    pip = [c for c in rhel.shell() if " -m pip install" in c or "/bin/pip install" in c]
+    pip = [c for c in rhel.shell() if "/bin/pip install" in c]
     assert len(pip) == 1 and "--no-index" in pip[0]
-    assert any(
-        c.startswith("test -x /opt/ober/venv/bin/python || python3 -m venv /opt/ober/venv") for c in rhel.shell()
-    )
+    assert pip[0].startswith(f"{rhel.venv}/bin/pip install"), "into the venv named after the wheels' content"
+    assert f"python3 -m venv {rhel.venv}" in rhel.shell()
 
 
 def test_rhel_plan_creates_the_haproxy_socket_directory(rhel: Plan) -> None:
