@@ -45,13 +45,16 @@ VIPS = ("203.0.113.10/32", "2001:db8:203::10/128")
 FLEET_ENV = "OBER_LAB_FLEET"  # inventories/lab.py reads the fleet description from this JSON file
 
 # A client that loops through a VIP (from the router namespace), one new connection per request so each
-# request follows the router's current ECMP choice. Prints one JSON summary line at the end.
+# request follows the router's current ECMP choice. Prints one JSON summary line at the end (after
+# `duration`, or at once on SIGTERM).
 CLIENT = r"""
-import http.client, json, sys, time
+import http.client, json, signal, sys, time
 host, duration, gap = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 ok, failed, bodies, errors = 0, 0, {}, []
 end = time.monotonic() + duration
-while time.monotonic() < end:
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # stop early, still print the summary
+while time.monotonic() < end and not stop:
     try:
         conn = http.client.HTTPConnection(host, 80, timeout=2)
         conn.request("GET", "/", headers={"Connection": "close"})
@@ -127,6 +130,7 @@ class Fleet:
         router: str = "bird",
         bfd: bool = False,
         log: bool = True,
+        checkout: Path | None = None,
     ) -> None:
         if router not in ("bird", "frr"):
             raise ValueError(f"router: {router!r} is not one of 'bird', 'frr'")
@@ -139,6 +143,7 @@ class Fleet:
         self.router_kind = router
         self.bfd = bfd
         self.log = log
+        self.checkout = checkout or REPO  # the clone the operator's commands run from
         self.controller = f"{prefix}ctl"
         self.nodes: dict[str, NspawnNode] = {}
         self.router: Router | None = None
@@ -242,7 +247,8 @@ class Fleet:
         return bundle
 
     def deploy(self, *extra: str, deploy_file: str = "deploy.py", timeout: float = 600.0) -> DeployResult:
-        """Run the operator's command `pyinfra -y inventories/lab.py deploy.py [extra]` from the controller.
+        """Run the operator's command `pyinfra -y inventories/lab.py deploy.py [extra]` from the controller,
+        in the fleet's checkout (default: this repository), as an operator runs it from their clone.
 
         The controller namespace has no route out, like an air-gapped site's controller; its package index
         is a local wheelhouse with what an operator's index serves (lab.wheelhouse). Nothing is built for
@@ -255,7 +261,7 @@ class Fleet:
         started = time.monotonic()
         proc = subprocess.run(
             netns_exec(self.controller, *argv),
-            cwd=REPO,
+            cwd=self.checkout,
             env=env,
             capture_output=True,
             text=True,
@@ -325,6 +331,12 @@ class Fleet:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    @staticmethod
+    def stop_client(proc: subprocess.Popen[str]) -> ClientResult:
+        """End a request loop now (it finishes the request in flight) and collect its summary."""
+        proc.terminate()
+        return Fleet.client_result(proc, timeout=10)
 
     @staticmethod
     def client_result(proc: subprocess.Popen[str], timeout: float = 60.0) -> ClientResult:
