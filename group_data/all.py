@@ -12,6 +12,6 @@ ober_tls_certificates = []  # PEM bundles (certificate + chain + key) on the con
 ober_whitelist_frontend = []  # clients allowed on the VIPs (empty: everyone)
 ober_whitelist_routers = []  # every BGP peer must be inside (empty: no check)
 ober_whitelist_backend = []  # every RGW address must be inside (empty: no check)
-ober_backend_check_path = "/"  # RGW health check: GET this path, expect 200
+ober_backend_check_path = "/"  # RGW health check: HEAD this path, expect 200 (anonymous: RGW answers 200)
 ober_check_dns = True  # resolve backend names on the controller before deploying
 ober_maxconn = 100000  # HAProxy's global connection limit

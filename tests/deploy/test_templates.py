@@ -289,7 +289,7 @@ def test_haproxy_balances_over_every_backend_with_the_health_check(node: Rendere
         expected += [f"{name}:{port}" for name in names]
     assert servers == expected
     check_path = node.data.get("ober_backend_check_path", "/")
-    assert f"option httpchk GET {check_path}" in backend
+    assert f"option httpchk HEAD {check_path}" in backend
 
 
 def test_haproxy_sockets_for_operators_and_ober_health(node: Rendered) -> None:
