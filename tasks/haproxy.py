@@ -10,6 +10,7 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ober_deploy import staged
+from ober_deploy.haproxy import VERSION_COMMAND, haproxy_features
 from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import current_platform, current_settings, triggers
 
@@ -25,6 +26,9 @@ if hard_limit.isdigit() and (int(hard_limit) - 1000) // 2 < maxconn:
     logging.getLogger("pyinfra").warning(
         f"{host.name}: ober_maxconn {ober.maxconn} lowered to {maxconn}: the node's descriptor limit is {hard_limit}"
     )
+
+# keywords newer HAProxy versions offer, used only where the node's HAProxy has them (2.6 fallback)
+haproxy = haproxy_features(host.get_fact(Command, VERSION_COMMAND))
 
 dropin = files.template(
     name="haproxy.service drop-in (VIPs before HAProxy)",
@@ -68,6 +72,7 @@ config = staged.template(
     paths=PATHS,
     threads=threads,
     maxconn=maxconn,
+    haproxy=haproxy,
 )
 systemd.service(name="HAProxy running and enabled", service="haproxy.service", running=True, enabled=True)
 # `systemctl reload` only signals the master: a config that passes `haproxy -c` can still fail to load

@@ -194,13 +194,19 @@ RHEL10 = {
     "release_meta": {"ID": "rhel", "ID_LIKE": "fedora", "VERSION_ID": "10.0"},
 }
 DEBIAN12 = {"name": "Debian", "major": 12, "minor": 9, "release_meta": {"ID": "debian", "VERSION_ID": "12"}}
+DEBIAN13 = {"name": "Debian", "major": 13, "minor": 2, "release_meta": {"ID": "debian", "VERSION_ID": "13"}}
 ALL_SYSCTLS_WRITABLE = "\n".join(key for key, _, _ in SYSCTLS)
 
 
-def node_facts(distribution: dict[str, Any], nproc: str, hard_limit: str, sysctls: str) -> dict[str, Any]:
+def node_facts(
+    distribution: dict[str, Any], nproc: str, hard_limit: str, sysctls: str, haproxy: str = ""
+) -> dict[str, Any]:
+    """A fresh node: nothing of ober's installed; `haproxy` is what ober_deploy.haproxy.VERSION_COMMAND
+    prints there (HAProxy not installed yet: apt's candidate version, or nothing on RHEL)."""
     return {
         "distribution": distribution,
         "commands": {
+            "haproxy -v": haproxy,
             "nproc": nproc,
             "ulimit -Hn": hard_limit,
             "[ -w /proc/sys/": sysctls,  # the probe of writable sysctl keys
@@ -257,9 +263,27 @@ def rhel(tmp_path_factory: pytest.TempPathFactory) -> Plan:
 
 @pytest.fixture(scope="module")
 def debian(tmp_path_factory: pytest.TempPathFactory) -> Plan:
-    plan = dry_run(tmp_path_factory.mktemp("debian"), node_facts(DEBIAN12, "2", "20000", ""))
+    plan = dry_run(tmp_path_factory.mktemp("debian"), node_facts(DEBIAN12, "2", "20000", "", "\n2.6.12-1+deb12u4\n"))
     assert plan.code == 0, plan.output
     return plan
+
+
+@pytest.fixture(scope="module")
+def debian13(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    facts = node_facts(DEBIAN13, "2", "524288", "", "\n3.0.11-1+deb13u4\n")
+    plan = dry_run(tmp_path_factory.mktemp("debian13"), facts)
+    assert plan.code == 0, plan.output
+    return plan
+
+
+def test_haproxy_keywords_follow_the_nodes_haproxy_version(rhel: Plan, debian: Plan, debian13: Plan) -> None:
+    """Debian 13's HAProxy 3.0 gets `timeout client-hs`; Debian 12's 2.6 (which rejects it) and a node whose
+    version is unknown (RHEL before HAProxy is installed) get the config every version accepts."""
+    assert "timeout client-hs 10s" in debian13.uploads()["/etc/haproxy/haproxy.cfg.ober-new"]
+    assert "client-hs" not in debian.uploads()["/etc/haproxy/haproxy.cfg.ober-new"]
+    assert "client-hs" not in rhel.uploads()["/etc/haproxy/haproxy.cfg.ober-new"]
+    installs = [c for c in debian13.shell() if "apt-get" in c and " install " in c]
+    assert len(installs) == 1 and "haproxy" in installs[0].split(), "Debian 13: apt and Debian's package names"
 
 
 def test_rhel_plan_installs_with_dnf_and_rhel_package_names(rhel: Plan) -> None:

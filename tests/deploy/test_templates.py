@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pyinfra.api.util import get_template
 
+from ober_deploy.haproxy import HaproxyFeatures, haproxy_features, parse_version
 from ober_deploy.kernel import SYSCTLS
 from ober_deploy.paths import MANAGED, PATHS, NodePaths
 from ober_deploy.platform import platform_from_facts
@@ -61,6 +62,8 @@ THREADS = 4  # tasks/haproxy.py: nproc of the node, 1..64
 DRAIN_TIMEOUT = 30  # tasks/exabgp.py
 BFD_CONFIG = "/etc/frr/ober-bfdd.conf"  # tasks/bfd.py
 DEBIAN = platform_from_facts({"name": "Debian", "major": 12, "release_meta": {"ID": "debian"}})
+# the HAProxy `haproxy -c` runs here (Debian 12's 2.6): what tasks/haproxy.py reads from the node
+HAPROXY_HERE = haproxy_features(subprocess.run(["haproxy", "-v"], capture_output=True, text=True, check=False).stdout)
 
 
 def watchdog_seconds(ober: NodeSettings) -> int:
@@ -70,7 +73,13 @@ def watchdog_seconds(ober: NodeSettings) -> int:
 
 # template -> the keyword data its task passes (tasks/*.py), given the node's settings and paths
 TASK_DATA: dict[str, Callable[[NodeSettings, NodePaths], dict[str, Any]]] = {
-    "haproxy.cfg.j2": lambda o, p: {"ober": o, "paths": p, "threads": THREADS, "maxconn": o.maxconn},
+    "haproxy.cfg.j2": lambda o, p: {
+        "ober": o,
+        "paths": p,
+        "threads": THREADS,
+        "maxconn": o.maxconn,
+        "haproxy": HAPROXY_HERE,
+    },
     "haproxy-ober.conf.j2": lambda o, p: {},
     "tmpfiles-haproxy.conf.j2": lambda o, p: {},
     "exabgp.conf.j2": lambda o, p: {"ober": o, "paths": p},
@@ -290,6 +299,42 @@ def test_haproxy_balances_over_every_backend_with_the_health_check(node: Rendere
     assert servers == expected
     check_path = node.data.get("ober_backend_check_path", "/")
     assert f"option httpchk HEAD {check_path}" in backend
+
+
+@pytest.mark.parametrize(
+    ("text", "version"),
+    [
+        ("HAProxy version 2.6.12-1+deb12u4 2025/04/03 - https://haproxy.org/\n", (2, 6)),
+        ("HAProxy version 3.0.11-1+deb13u4 2026/10/15 - https://haproxy.org/", (3, 0)),
+        ("HA-Proxy version 2.4.22-f8e3218 2023/02/14 - https://haproxy.org/", (2, 4)),
+        ("\n3.0.11-1+deb13u4\n", (3, 0)),  # not installed yet: apt's candidate
+        ("1:3.2.4-1~bpo13+1", (3, 2)),  # a version with an epoch
+        ("", None),
+        ("\n(none)\n", None),  # apt knows no candidate
+    ],
+)
+def test_haproxy_version_from_the_node_or_its_package_manager(text: str, version: tuple[int, int] | None) -> None:
+    assert parse_version(text) == version
+
+
+def test_handshake_timeout_only_for_a_haproxy_that_has_it(bundles: Bundles, tmp_path: Path) -> None:
+    """2.6 rejects `timeout client-hs` (checked here with the local 2.6); 3.0 and later get it."""
+    ober = node_settings(HOST, site_data(), resolver=resolver)
+    for version, expected in (((2, 6), False), ((3, 0), True), ((3, 2), True), (None, False)):
+        config = get_template(str(TEMPLATES / "haproxy.cfg.j2")).render(
+            managed=MANAGED, **(TASK_DATA["haproxy.cfg.j2"](ober, PATHS) | {"haproxy": HaproxyFeatures(version)})
+        )
+        assert ("timeout client-hs 10s" in section(config, "defaults")) is expected, version
+    if HAPROXY_HERE.version != (2, 6):
+        pytest.skip(f"the fallback is checked against HAProxy 2.6; this machine has {HAPROXY_HERE.describe()}")
+    (tmp_path / "node").mkdir()
+    node = render_node(ober, site_data(), tmp_path / "node")
+    assert haproxy_check(node.tmp / "haproxy.cfg").returncode == 0
+    with_keyword = node.tmp / "with-client-hs.cfg"
+    text = (node.tmp / "haproxy.cfg").read_text()
+    with_keyword.write_text(text.replace("    timeout client-fin", "    timeout client-hs 10s\n    timeout client-fin"))
+    result = haproxy_check(with_keyword)
+    assert result.returncode != 0 and "client-hs" in result.stdout + result.stderr, "2.6 accepted client-hs"
 
 
 def test_haproxy_sockets_for_operators_and_ober_health(node: Rendered) -> None:
