@@ -1,11 +1,14 @@
-"""pyinfra inventory of the lab fleet: 3 booted systemd nodes behind one BGP router, 2 VIPs (one IPv6).
+"""pyinfra inventory of the lab fleet: 3 booted systemd nodes behind one BGP router, 2 VIPs (one IPv6),
+2 Ceph RGW gateways behind them.
 
     pyinfra inventories/lab.py deploy.py          # exactly the command an operator runs against production
 
 The fleet lab (`lab/fleet.py`) writes the running fleet's description to a JSON file and points
-$OBER_LAB_FLEET at it (node names and addresses, SSH key, VIPs, BFD). Without it this file describes the
-default lab: $OBER_LAB_NODES nodes (3) at 198.51.100.11.., key $OBER_LAB_KEY. Everything else is what a
-production inventory says about a site: the routers to peer with, the VIPs, the RGW backends.
+$OBER_LAB_FLEET at it (node names and addresses, SSH key, VIPs, BFD, the RGW hostlist, the TLS bundle).
+Without it this file describes the default lab: $OBER_LAB_NODES nodes (3) at 198.51.100.11.., key
+$OBER_LAB_KEY. Everything else is what a production inventory says about a site: the routers to peer
+with, the VIPs, the RGW backends by name (the lab's names resolve through the /etc/hosts the lab gives
+nodes and controller).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ _NODE_ASN = 65001
 _ROUTER_IPV4 = "198.51.100.1"
 _ROUTER_IPV6 = "2001:db8:100::1"
 _DEFAULT_VIPS = ["203.0.113.10/32", "2001:db8:203::10/128"]
-_RGW_STANDIN = "127.0.0.1:7480"  # each lab node runs an RGW stand-in there (installed by the lab, not the deploy)
+_DEFAULT_BACKENDS = "rgw[01-02].s3.lab.example:7480"  # lab/rgw.py: radosgw gateways in their own namespaces
 
 
 def _fleet() -> dict[str, Any]:
@@ -69,7 +72,7 @@ ingress = (
             {"address": _ROUTER_IPV6, "asn": _ROUTER_ASN, "bfd": bool(_FLEET["bfd"])},
         ],
         "ober_vips": [{"prefix": prefix, "backend": "be_rgw", "min_up": 1} for prefix in _FLEET["vips"]],
-        "ober_backends": [_RGW_STANDIN],
+        "ober_backends": _FLEET.get("backends", _DEFAULT_BACKENDS),
         "ober_http": True,  # the lab's clients use plain HTTP on port 80 (and TLS on 443)
         "ober_tls_certificates": [_FLEET["tls"]] if _FLEET.get("tls") else [],
     },

@@ -1,19 +1,25 @@
-"""The fleet lab: a BGP router and N booted systemd nodes, deployed by `pyinfra inventories/lab.py deploy.py`.
+"""The fleet lab: a BGP router, Ceph RGW gateways and N booted systemd nodes, deployed by
+`pyinfra inventories/lab.py deploy.py`.
 
-    with Fleet(workdir, prefix="of1", nodes=3) as fleet:      # rootfs (cached), network, router, boot
+    with Fleet(workdir, prefix="of1", nodes=3) as fleet:      # images (cached), network, router, RGW, boot
         result = fleet.deploy()                              # the operator's command, over SSH
         fleet.wait_routes()                                  # every VIP: one ECMP next hop per node
         fleet.node("of1n1").ssh("systemctl", "kill", "-s", "KILL", "haproxy")
 
 Unlike the fast lab, nothing here starts HAProxy or ExaBGP: the production deploy installs and configures
 them and the nodes' own systemd runs them, so the tests exercise the units production runs. The lab only
-adds what a real site has and the deploy does not manage: the router, and an RGW stand-in on each node.
+adds what a real site has and the deploy does not manage: the router, the RGW gateways (lab/rgw.py), the
+site's DNS (an /etc/hosts on the nodes, and a private one for the controller and the clients, mounted in
+their own mount namespace: the machine's /etc/hosts is never touched) and a CA that signed the VIPs'
+certificate (lab/tlsca.py). Nodes boot Debian 12 (`suite="bookworm"`, HAProxy 2.6) or Debian 13
+(`suite="trixie"`, HAProxy 3.0).
 
 Topology (documentation ranges only):
 
     router  <prefix>rtr  br0 198.51.100.1/24, 2001:db8:100::1/64  (BIRD or FRR, AS 65000, ECMP into its FIB)
     control <prefix>ctl  198.51.100.110                            (ssh and pyinfra run from here)
     node i  <prefix>n<i> 198.51.100.(10+i), 2001:db8:100::(10+i)   (systemd-nspawn, AS 65001)
+    rgw i   <prefix>g<i> 198.51.100.(60+i), 2001:db8:100::(60+i)   (radosgw, rgw0<i>.s3.lab.example:7480)
 """
 
 from __future__ import annotations
@@ -34,8 +40,10 @@ from types import TracebackType
 from lab.netns import ROUTER_IPV4, ROUTER_IPV6, LabNetwork
 from lab.nspawn import NspawnNode, make_lab_key
 from lab.procs import Supervisor, netns_exec, run, wait_for
-from lab.rootfs import ensure_rootfs
+from lab.rgw import DOMAIN, RgwSite
+from lab.rootfs import DEFAULT_SUITE, ensure_rootfs
 from lab.router import ROUTER_ASN, BirdRouter, FrrRouter, Peer, Router, fib_nexthops
+from lab.tlsca import LabCa
 from lab.wheelhouse import ensure_wheelhouse, index_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,12 +53,12 @@ VIPS = ("203.0.113.10/32", "2001:db8:203::10/128")
 FLEET_ENV = "OBER_LAB_FLEET"  # inventories/lab.py reads the fleet description from this JSON file
 
 # A client that loops through a VIP (from the router namespace), one new connection per request so each
-# request follows the router's current ECMP choice. Prints one JSON summary line at the end (after
-# `duration`, or at once on SIGTERM).
+# request follows the router's current ECMP choice: an anonymous `GET /` (RGW's ListAllMyBuckets, 200 for
+# an anonymous user). Prints one JSON summary line at the end (after `duration`, or at once on SIGTERM).
 CLIENT = r"""
 import http.client, json, signal, sys, time
 host, duration, gap = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-ok, failed, bodies, errors = 0, 0, {}, []
+ok, failed, errors = 0, 0, []
 end = time.monotonic() + duration
 stop = []
 signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # stop early, still print the summary
@@ -59,11 +67,10 @@ while time.monotonic() < end and not stop:
         conn = http.client.HTTPConnection(host, 80, timeout=2)
         conn.request("GET", "/", headers={"Connection": "close"})
         response = conn.getresponse()
-        body = response.read().decode().strip()
+        response.read()
         conn.close()
         if response.status == 200:
             ok += 1
-            bodies[body] = bodies.get(body, 0) + 1
         else:
             failed += 1
             errors.append(f"{time.time():.3f} HTTP {response.status}")
@@ -71,8 +78,12 @@ while time.monotonic() < end and not stop:
         failed += 1
         errors.append(f"{time.time():.3f} {type(error).__name__}: {error}")
     time.sleep(gap)
-print(json.dumps({"ok": ok, "failed": failed, "bodies": bodies, "errors": errors[:20]}))
+print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:20]}))
 """
+
+# Run a command with the site's DNS: the lab's hosts file bind-mounted over /etc/hosts in a private mount
+# namespace of its own (gone with the command), so the machine's /etc/hosts is never touched.
+WITH_SITE_DNS = 'mount --bind "$0" /etc/hosts && exec "$@"'
 
 
 @dataclass
@@ -115,7 +126,6 @@ def parse_pyinfra_output(text: str) -> tuple[dict[str, int], dict[str, int], dic
 class ClientResult:
     ok: int
     failed: int
-    bodies: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
 
@@ -131,6 +141,9 @@ class Fleet:
         bfd: bool = False,
         log: bool = True,
         checkout: Path | None = None,
+        suite: str = DEFAULT_SUITE,
+        gateways: int = 2,
+        rgw: tuple[str, ...] = ("reef",),
     ) -> None:
         if router not in ("bird", "frr"):
             raise ValueError(f"router: {router!r} is not one of 'bird', 'frr'")
@@ -152,6 +165,11 @@ class Fleet:
         self.key = workdir / "lab_key"
         self.deploys: list[DeployResult] = []
         self.leftovers: dict[str, list[str]] = {}
+        self.suite = suite
+        self.rgw_flavors = rgw  # radosgw builds this lab may run (lab/rgw.py); the first one starts
+        self.rgw = RgwSite(self.network, workdir, self.supervisor, count=gateways)
+        self.ca = LabCa(workdir)
+        self.hosts_file = workdir / "hosts"
 
     # ---- lifecycle
     def up(self) -> Fleet:
@@ -163,22 +181,36 @@ class Fleet:
         return self
 
     def _up(self) -> None:
-        with self._phase("rootfs"):
-            ensure_rootfs()
+        # images are built once per machine (cached), side by side
+        with self._phase("images"), ThreadPoolExecutor(max_workers=1 + len(self.rgw_flavors)) as pool:
+            builds = [pool.submit(ensure_rootfs, suite=self.suite)]
+            builds += [pool.submit(self.rgw.ensure_image, flavor) for flavor in self.rgw_flavors]
+            for build in builds:
+                build.result()
         with self._phase("network"):
             self.network.create_router()
             self.network.add_host(self.controller, CONTROLLER_INDEX)
             hosts = [self.network.add_host(f"{self.prefix}n{i}", i) for i in range(1, self.node_count + 1)]
+            self.rgw.create_hosts()
             make_lab_key(self.workdir)
+            self.hosts_file.write_text(self.site_hosts())
         with self._phase("router"):
             peers = [Peer(h.name, h.ipv4, h.ipv6, NODE_ASN, bfd=self.bfd) for h in hosts]
             router_class = BirdRouter if self.router_kind == "bird" else FrrRouter
             self.router = router_class(self.network.router, self.workdir, self.supervisor, peers, asn=ROUTER_ASN)
             self.router.start()
+        with self._phase("rgw"):
+            self.rgw.start(self.rgw_flavors[0])
         with self._phase("copy"):
             for host in hosts:
                 self.nodes[host.name] = NspawnNode(
-                    host, self.workdir / host.name, self.supervisor, self.controller, self.key
+                    host,
+                    self.workdir / host.name,
+                    self.supervisor,
+                    self.controller,
+                    self.key,
+                    suite=self.suite,
+                    hosts=self.site_dns(),
                 )
             with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
                 list(pool.map(lambda n: n.prepare(), self.nodes.values()))
@@ -200,6 +232,7 @@ class Fleet:
                 proc.terminate()
         for node in self.nodes.values():
             node.poweroff(timeout=20)
+        self.rgw.stop()
         self.supervisor.stop_all()
         self.leftovers = self.network.kill_leftovers()
         if self.router is not None:
@@ -208,6 +241,7 @@ class Fleet:
         for node in self.nodes.values():
             node.remove_cgroups()
             node.remove()
+        self.rgw.down()
         self.timings["down"] = time.monotonic() - started
         self._say(f"down in {self.timings['down']:.1f}s")
 
@@ -221,30 +255,57 @@ class Fleet:
 
     # ---- the inventory's view of the fleet
     def write_spec(self) -> Path:
-        """The JSON file inventories/lab.py reads (via $OBER_LAB_FLEET): nodes, key, VIPs, BFD."""
+        """The JSON file inventories/lab.py reads (via $OBER_LAB_FLEET): nodes, key, VIPs, BFD, RGW, TLS."""
         spec = {
             "key": str(self.key),
             "tls": str(self.tls_bundle()),
             "bfd": self.bfd,
             "vips": list(VIPS),
+            "backends": self.rgw.hostlist,
             "nodes": [{"name": n.name, "ipv4": n.host.ipv4, "ipv6": n.host.ipv6} for n in self.nodes.values()],
         }
         self.spec_path.write_text(json.dumps(spec, indent=2) + "\n")
         return self.spec_path
 
     def tls_bundle(self) -> Path:
-        """A self-signed certificate for the VIPs (key and certificate in one PEM, as HAProxy's `crt` loads)."""
-        bundle = self.workdir / "s3.lab.pem"
-        if not bundle.exists():
-            key, cert = self.workdir / "tls.key", self.workdir / "tls.crt"
-            names = ",".join(f"IP:{ipaddress.ip_network(vip).network_address}" for vip in VIPS)
-            run(
-                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-                "-subj", "/CN=s3.lab.example", "-keyout", str(key), "-out", str(cert),
-                "-addext", f"subjectAltName={names}",
-            )  # fmt: skip
-            bundle.write_text(cert.read_text() + key.read_text())
-        return bundle
+        """The VIPs' certificate, signed by the lab CA, with its key in one PEM (as HAProxy's `crt` loads it).
+
+        subjectAltName: the site's S3 name and every VIP address, so clients verify by name or address."""
+        return self.ca.server_bundle(DOMAIN, [vip_address(vip) for vip in VIPS])
+
+    @property
+    def ca_certificate(self) -> Path:
+        """What clients trust (curl --cacert, AWS_CA_BUNDLE, boto3 verify=)."""
+        return self.ca.ensure()
+
+    # ---- the site's DNS
+    def site_dns(self) -> list[tuple[str, str]]:
+        """(address, name) pairs the site's DNS answers: the RGW gateways, and the VIPs as the S3 name."""
+        return [*self.rgw.dns(), *((vip_address(vip), DOMAIN) for vip in VIPS)]
+
+    def site_hosts(self) -> str:
+        """The site's DNS as an /etc/hosts (for the controller and the clients; nodes get it in theirs)."""
+        lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback", "# the lab site's DNS"]
+        lines += [f"{address} {name}" for address, name in self.site_dns()]
+        return "\n".join(lines) + "\n"
+
+    def with_site_dns(self, *argv: str) -> list[str]:
+        """`argv` run with the site's names resolvable (in a private mount namespace; see WITH_SITE_DNS)."""
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            WITH_SITE_DNS,
+            str(self.hosts_file),
+            *argv,
+        ]
+
+    def client_argv(self, *argv: str) -> list[str]:
+        """`argv` as a client of the site runs it: from the router namespace, with the site's DNS."""
+        return netns_exec(self.router_ns, *self.with_site_dns(*argv))
 
     def deploy(self, *extra: str, deploy_file: str = "deploy.py", timeout: float = 600.0) -> DeployResult:
         """Run the operator's command `pyinfra -y inventories/lab.py deploy.py [extra]` from the controller,
@@ -260,7 +321,7 @@ class Fleet:
         env[FLEET_ENV] = str(self.spec_path)
         started = time.monotonic()
         proc = subprocess.run(
-            netns_exec(self.controller, *argv),
+            netns_exec(self.controller, *self.with_site_dns(*argv)),  # the deploy checks backend names
             cwd=self.checkout,
             env=env,
             capture_output=True,
@@ -316,7 +377,7 @@ class Fleet:
         host = str(ipaddress.ip_network(vip).network_address)
         url = f"http://[{host}]/" if ":" in host else f"http://{host}/"
         result = run(
-            *netns_exec(self.router_ns, "curl", "-sS", "-g", "--max-time", str(timeout), url),
+            *netns_exec(self.router_ns, "curl", "-sS", "-f", "-g", "--max-time", str(timeout), url),
             check=False,
             timeout=timeout + 5,
         )
@@ -344,11 +405,24 @@ class Fleet:
         if proc.returncode != 0:
             raise RuntimeError(f"client loop failed ({proc.returncode}): {err.strip()}")
         data = json.loads(out.strip().splitlines()[-1])
-        return ClientResult(data["ok"], data["failed"], data["bodies"], data["errors"])
+        return ClientResult(data["ok"], data["failed"], data["errors"])
 
     def established(self) -> set[str]:
         assert self.router is not None
         return self.router.established()
+
+    def requests_served(self) -> dict[str, int]:
+        """Requests each node's HAProxy has taken on the S3 frontend (`req_tot` from its own stats socket)."""
+        counts = {}
+        for name, node in self.nodes.items():
+            out = node.ssh("sh", "-c", "'echo \"show stat\" | socat -t 2 stdio /run/haproxy/admin.sock'").stdout
+            header, *rows = out.splitlines() or [""]
+            fields = header.lstrip("# ").split(",")
+            for row in rows:
+                values = dict(zip(fields, row.split(","), strict=False))
+                if values.get("pxname") == "s3" and values.get("svname") == "FRONTEND":
+                    counts[name] = int(values.get("req_tot") or 0)
+        return counts
 
     # ---- reporting
     def _phase(self, name: str) -> _Phase:
@@ -377,6 +451,11 @@ class _Phase:
             self.fleet._say(f"{self.name}: {seconds:.1f}s")
 
 
+def vip_address(prefix: str) -> str:
+    """`203.0.113.10/32` -> `203.0.113.10`."""
+    return str(ipaddress.ip_network(prefix).network_address)
+
+
 def fleet_requirements_missing() -> str:
     """Why the fleet lab cannot run here ('' when it can)."""
     from lab.netns import netns_available
@@ -401,4 +480,5 @@ __all__ = [
     "Fleet",
     "fleet_requirements_missing",
     "parse_pyinfra_output",
+    "vip_address",
 ]

@@ -20,51 +20,7 @@ from pathlib import Path
 
 from lab.netns import Host
 from lab.procs import Supervisor, run, wait_for
-from lab.rootfs import copy_rootfs, remove_rootfs
-
-RGW_PORT = 7480  # the stand-in answers where radosgw listens by default
-
-# The RGW stand-in: installed by the lab (not the production deploy), answers GET with the node's hostname.
-RGW_STANDIN = """\
-import socket
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-BODY = (socket.gethostname() + "\\n").encode()
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    do_HEAD = do_GET
-
-    def log_message(self, format, *args):
-        pass
-
-
-ThreadingHTTPServer.allow_reuse_address = True
-ThreadingHTTPServer(("127.0.0.1", {port}), Handler).serve_forever()
-"""
-
-RGW_UNIT = """\
-[Unit]
-Description=Lab stand-in for a Ceph RGW daemon (answers with the hostname)
-After=network.target
-
-[Service]
-ExecStart=/usr/bin/python3 /usr/local/lib/ober-lab/rgw_standin.py
-Restart=always
-RestartSec=1
-
-[Install]
-WantedBy=multi-user.target
-"""
+from lab.rootfs import DEFAULT_SUITE, copy_rootfs, remove_rootfs
 
 SSH_OPTIONS = (
     "-o",
@@ -91,8 +47,19 @@ def make_lab_key(workdir: Path) -> Path:
 class NspawnNode:
     """A booted systemd node. `prepare()` → `boot()` → `wait_running()`; `poweroff()` ends it, `remove()` cleans up."""
 
-    def __init__(self, host: Host, workdir: Path, supervisor: Supervisor, controller: str, key: Path) -> None:
+    def __init__(
+        self,
+        host: Host,
+        workdir: Path,
+        supervisor: Supervisor,
+        controller: str,
+        key: Path,
+        suite: str = DEFAULT_SUITE,
+        hosts: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.host = host
+        self.suite = suite  # the Debian release the node boots (lab.rootfs.NODE_SUITES)
+        self.site_hosts = list(hosts or [])  # (address, name): the site's DNS, as the node's /etc/hosts
         self.name = host.name
         self.workdir = workdir  # the node's rootfs copy lives at workdir/root
         self.root = workdir / "root"
@@ -105,10 +72,12 @@ class NspawnNode:
 
     # ---- lifecycle
     def prepare(self) -> None:
-        """Unpack the node's own rootfs copy and give it its identity: hostname, machine-id, keys, RGW stand-in."""
-        copy_rootfs(self.root)
+        """Unpack the node's own rootfs copy and give it its identity (hostname, machine-id, keys) and the
+        site's names in /etc/hosts (what a site's DNS answers: the lab has no DNS server)."""
+        copy_rootfs(self.root, suite=self.suite)
         (self.root / "etc/hostname").write_text(f"{self.name}\n")
-        (self.root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n::1 localhost\n")
+        site = "".join(f"{address} {name}\n" for address, name in self.site_hosts)
+        (self.root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n::1 localhost\n{site}")
         (self.root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
         run("ssh-keygen", "-A", "-f", str(self.root))  # this node's own SSH host keys
         ssh_dir = self.root / "root/.ssh"
@@ -116,16 +85,6 @@ class NspawnNode:
         authorized = ssh_dir / "authorized_keys"
         authorized.write_text(Path(f"{self.key}.pub").read_text())
         authorized.chmod(0o600)
-        standin = self.root / "usr/local/lib/ober-lab"
-        standin.mkdir(parents=True, exist_ok=True)
-        (standin / "rgw_standin.py").write_text(RGW_STANDIN.format(port=RGW_PORT))
-        unit = self.root / "etc/systemd/system/ober-lab-rgw.service"
-        unit.write_text(RGW_UNIT)
-        wants = self.root / "etc/systemd/system/multi-user.target.wants"
-        wants.mkdir(parents=True, exist_ok=True)
-        link = wants / "ober-lab-rgw.service"
-        if not link.is_symlink():
-            link.symlink_to("/etc/systemd/system/ober-lab-rgw.service")
 
     def boot(self) -> None:
         """Start systemd-nspawn in the foreground as a supervised child; the console goes to `<name>-nspawn.log`."""
@@ -301,4 +260,4 @@ def requirements_missing() -> str:
     return ""
 
 
-__all__ = ["RGW_PORT", "NspawnNode", "make_lab_key", "requirements_missing"]
+__all__ = ["NspawnNode", "make_lab_key", "requirements_missing"]

@@ -58,16 +58,18 @@ def test_deploy_succeeds_on_every_node_and_a_second_deploy_changes_nothing(fleet
 
 
 def test_every_vip_has_one_next_hop_per_node_and_requests_reach_every_node(fleet: Fleet) -> None:
+    """Which node served a request is read from each node's HAProxy (its S3 frontend's request counter):
+    RGW answers the same whichever node forwarded the request."""
     for vip in VIPS:
         assert fleet.nexthops(vip) == fleet.node_ips(vip), vip
-        served_by: set[str] = set()
-        for _ in range(40):
+        before = fleet.requests_served()
+        for _ in range(40):  # new connections, new source ports: every node's share of the hash is hit
             ok, body = fleet.request(vip)
             assert ok, f"request through {vip} failed: {body}"
-            served_by.add(body)
-            if served_by == set(fleet.nodes):
-                break
-        assert served_by == set(fleet.nodes), f"{vip} reached only {sorted(served_by)}"
+            assert "ListAllMyBucketsResult" in body, f"not RGW's answer through {vip}: {body[:200]}"
+        after = fleet.requests_served()
+        served = {name: after[name] - before[name] for name in fleet.nodes}
+        assert all(served.values()), f"{vip}: requests per node {served}"
 
 
 def test_haproxy_killed_its_next_hops_leave_and_return_after_systemd_restarts_it(fleet: Fleet) -> None:
@@ -78,7 +80,7 @@ def test_haproxy_killed_its_next_hops_leave_and_return_after_systemd_restarts_it
     record_figure("fleet: HAProxy SIGKILL -> next hops gone", wait_node_gone(fleet, node, timeout=10))
     for vip in VIPS:
         ok, body = fleet.request(vip)
-        assert ok and body in others(fleet, node), f"{vip} while {node.name} is down: {body}"
+        assert ok, f"{vip} while {node.name} is down: {body}"
     record_figure(
         "fleet: HAProxy SIGKILL -> next hops back", fleet.wait_routes(timeout=30) + time.monotonic() - started
     )
@@ -108,8 +110,10 @@ def test_hung_health_program_watchdog_restarts_exabgp_and_routes_leave_meanwhile
 
 def test_stopping_obers_units_drains_first_no_request_fails(fleet: Fleet) -> None:
     node = first_node(fleet)
+    served_before = fleet.requests_served()[node.name]
     client = fleet.start_client(VIPS[0], duration=6.0)
     time.sleep(1.5)
+    served = fleet.requests_served()[node.name] - served_before
     started = time.monotonic()
     node.ssh("systemctl", "stop", EXABGP, HAPROXY, timeout=60)
     record_figure("fleet: systemctl stop (drain) duration", time.monotonic() - started)
@@ -117,7 +121,7 @@ def test_stopping_obers_units_drains_first_no_request_fails(fleet: Fleet) -> Non
     assert node.main_pid(HAPROXY) == 0 and node.main_pid(EXABGP) == 0
     for vip in VIPS:
         assert fleet.nexthops(vip) == fleet.node_ips(vip, others(fleet, node)), vip
-    assert result.bodies.get(node.name), f"{node.name} served nothing before the stop: {result.bodies}"
+    assert served, f"{node.name} served nothing before the stop"
     assert result.failed == 0, f"{result.failed} of {result.ok + result.failed} requests failed: {result.errors}"
     node.ssh("systemctl", "start", HAPROXY, EXABGP)
     fleet.wait_routes(timeout=30)

@@ -29,15 +29,26 @@ def test_nodes_boot_systemd_answer_ssh_and_keep_their_addresses(bare_fleet: Flee
         assert node.ssh("hostname").stdout.strip() == name
         addresses = node.ssh("ip", "-br", "addr", "show", "eth0").stdout
         assert node.host.ipv4 in addresses and node.host.ipv6 in addresses, addresses
-        # the RGW stand-in the lab installs answers with the node's name
-        assert node.ssh("curl", "-sS", "http://127.0.0.1:7480/").stdout.strip() == name
+
+
+def test_nodes_reach_the_sites_rgw_gateways_by_their_names(bare_fleet: Fleet) -> None:
+    """The names of `ober_backends` resolve on the nodes (the lab's /etc/hosts stands for the site's DNS)
+    and each gateway answers there as radosgw does: anonymous `HEAD /` is 200, with RGW's request id."""
+    assert bare_fleet.rgw.hostlist == "rgw[01-02].s3.lab.example:7480"
+    for name, node in bare_fleet.nodes.items():
+        for gateway in bare_fleet.rgw.gateways:
+            headers = node.ssh("curl", "-sS", "-I", f"http://{gateway.fqdn}:7480/").stdout
+            assert headers.startswith("HTTP/1.1 200") and "x-amz-request-id" in headers.lower(), f"{name}: {headers}"
 
 
 def test_each_node_has_its_own_systemd_a_unit_killed_on_one_survives_on_the_other(bare_fleet: Fleet) -> None:
     one, two = bare_fleet.nodes.values()
-    survivor = two.main_pid("ober-lab-rgw.service")
-    one.ssh("systemctl", "kill", "-s", "KILL", "ober-lab-rgw.service")
-    assert two.main_pid("ober-lab-rgw.service") == survivor
+    unit = "systemd-journald.service"  # on every node, restarted by its systemd when killed
+    survivor = two.main_pid(unit)
+    victim = one.main_pid(unit)
+    one.ssh("systemctl", "kill", "-s", "KILL", unit)
+    assert two.main_pid(unit) == survivor
+    assert one.main_pid(unit) != victim
     assert one.ssh("cat", "/etc/machine-id").stdout != two.ssh("cat", "/etc/machine-id").stdout
 
 
@@ -62,3 +73,4 @@ def test_teardown_leaves_no_namespace_cgroup_process_or_copy(nodes_ok: None, tmp
     assert not Path(f"/proc/{pid}").exists(), "systemd-nspawn outlived the fleet"
     assert not node.root.exists(), "the node's rootfs copy was not removed"
     assert node.cgroup() is None, "the node's cgroup was not removed"
+    assert not any(fleet.workdir.glob("rgw-*-srv")), "the RGW store of the lab was not removed"
