@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from lab.netns import ROUTER_IPV4, ROUTER_IPV6, LabNetwork
 from lab.nspawn import NspawnNode, make_lab_key
@@ -410,6 +411,55 @@ class Fleet:
     def established(self) -> set[str]:
         assert self.router is not None
         return self.router.established()
+
+    # ---- S3 clients of the site: router namespace, the site's DNS, TLS verified against the lab CA
+    def s3_endpoint(self, where: str = DOMAIN) -> str:
+        """`https://` + the site's S3 name or a VIP (`203.0.113.10/32` or its address; IPv6 in brackets)."""
+        host = vip_address(where) if "/" in where else where
+        return f"https://[{host}]" if ":" in host else f"https://{host}"
+
+    def s3_env(self) -> dict[str, str]:
+        """The environment every S3 client reads: credentials of the lab's RGW user, the CA to verify with."""
+        return dict(
+            os.environ,
+            AWS_ACCESS_KEY_ID=self.rgw.access_key,
+            AWS_SECRET_ACCESS_KEY=self.rgw.secret_key,
+            AWS_CA_BUNDLE=str(self.ca_certificate),
+            AWS_DEFAULT_REGION="us-east-1",
+        )
+
+    def client_run(self, *argv: str, timeout: float = 300.0, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run `argv` (curl, aws, ...) as a client of the site, with the S3 environment plus `env`."""
+        return subprocess.run(
+            self.client_argv(*argv),
+            env={**self.s3_env(), **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def s3_argv(self, command: str, *args: str, endpoint: str) -> list[str]:
+        """`python -m lab.s3client COMMAND` (boto3) as a client of the site."""
+        client = [sys.executable, "-m", "lab.s3client", command, "--endpoint", endpoint]
+        return self.client_argv(*client, "--ca", str(self.ca_certificate), *args)
+
+    def s3(self, command: str, *args: str, endpoint: str, timeout: float = 300.0) -> dict[str, Any]:
+        """Run one lab.s3client command and return its JSON result (its stderr when it fails)."""
+        return self.s3_result(self.start_s3(command, *args, endpoint=endpoint), timeout)
+
+    def start_s3(self, command: str, *args: str, endpoint: str) -> subprocess.Popen[str]:
+        argv = self.s3_argv(command, *args, endpoint=endpoint)
+        return subprocess.Popen(
+            argv, cwd=REPO, env=self.s3_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    @staticmethod
+    def s3_result(proc: subprocess.Popen[str], timeout: float = 300.0) -> dict[str, Any]:
+        out, err = proc.communicate(timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"S3 client failed ({proc.returncode}): {err.strip()[-3000:]}")
+        return dict(json.loads(out.strip().splitlines()[-1]))
 
     def requests_served(self) -> dict[str, int]:
         """Requests each node's HAProxy has taken on the S3 frontend (`req_tot` from its own stats socket)."""

@@ -11,6 +11,7 @@ from lab.netns import netns_available
 
 _counter = itertools.count(1)
 _figures: dict[str, list[float]] = {}
+_outcomes: dict[str, list[str]] = {}
 
 
 def record_figure(name: str, seconds: float) -> None:
@@ -18,16 +19,26 @@ def record_figure(name: str, seconds: float) -> None:
     _figures.setdefault(name, []).append(seconds)
 
 
+def record_outcome(name: str, outcome: str) -> None:
+    """Keep what a run observed that is not a duration (throughput, what a client saw under a failure) for
+    the end-of-run summary, one line per run."""
+    _outcomes.setdefault(name, []).append(outcome)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _figures:
-        return
-    terminalreporter.section("figures (seconds)")
-    for name, values in sorted(_figures.items()):
-        ordered = sorted(values)
-        median = ordered[len(ordered) // 2]
-        terminalreporter.write_line(
-            f"{name:<48} n={len(values):<3} min {ordered[0]:7.3f}  median {median:7.3f}  max {ordered[-1]:7.3f}"
-        )
+    if _figures:
+        terminalreporter.section("figures (seconds)")
+        for name, values in sorted(_figures.items()):
+            ordered = sorted(values)
+            median = ordered[len(ordered) // 2]
+            terminalreporter.write_line(
+                f"{name:<48} n={len(values):<3} min {ordered[0]:7.3f}  median {median:7.3f}  max {ordered[-1]:7.3f}"
+            )
+    if _outcomes:
+        terminalreporter.section("outcomes")
+        for name, outcomes in sorted(_outcomes.items()):
+            for outcome in outcomes:
+                terminalreporter.write_line(f"{name}: {outcome}")
 
 
 def unique_prefix(kind: str = "t") -> str:
