@@ -23,7 +23,7 @@ _NODE_ASN = 65001
 _ROUTER_IPV4 = "198.51.100.1"
 _ROUTER_IPV6 = "2001:db8:100::1"
 _DEFAULT_VIPS = ["203.0.113.10/32", "2001:db8:203::10/128"]
-_DEFAULT_BACKENDS = "rgw[01-02].s3.lab.example:7480"  # lab/rgw.py: radosgw gateways in their own namespaces
+_DEFAULT_BACKENDS = "rgw[01-02].lab.example:7480"  # lab/rgw.py: radosgw gateways in their own namespaces
 
 
 def _fleet() -> dict[str, Any]:

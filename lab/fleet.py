@@ -19,7 +19,7 @@ Topology (documentation ranges only):
     router  <prefix>rtr  br0 198.51.100.1/24, 2001:db8:100::1/64  (BIRD or FRR, AS 65000, ECMP into its FIB)
     control <prefix>ctl  198.51.100.110                            (ssh and pyinfra run from here)
     node i  <prefix>n<i> 198.51.100.(10+i), 2001:db8:100::(10+i)   (systemd-nspawn, AS 65001)
-    rgw i   <prefix>g<i> 198.51.100.(60+i), 2001:db8:100::(60+i)   (radosgw, rgw0<i>.s3.lab.example:7480)
+    rgw i   <prefix>g<i> 198.51.100.(60+i), 2001:db8:100::(60+i)   (radosgw, rgw0<i>.lab.example:7480)
 """
 
 from __future__ import annotations
@@ -107,6 +107,10 @@ class DeployResult:
         parts = [f"{h}: {self.changed.get(h, 0)} changed, {self.errors.get(h, 0)} failed" for h in hosts]
         return f"deploy rc={self.returncode} in {self.seconds:.1f}s; " + "; ".join(parts)
 
+
+# radosgw's access log line: `beast: 0x7f..: 2001:db8:100::11 - anonymous [25/Nov/2026:19:24:05.702 +0000]
+# "HEAD / HTTP/1.0" 200 0 - - - latency=0.004000000s`
+_ACCESS = re.compile(r' beast: \S+ (?P<peer>\S+) - \S+ \[[^]]*\] (?P<request>"[^"]*")')
 
 _STATUS = re.compile(r"^\s+\[(?P<host>[^\]]+)\] (?P<status>Success|No changes|Error)\b", re.MULTILINE)
 
@@ -461,17 +465,34 @@ class Fleet:
             raise RuntimeError(f"S3 client failed ({proc.returncode}): {err.strip()[-3000:]}")
         return dict(json.loads(out.strip().splitlines()[-1]))
 
-    def requests_served(self) -> dict[str, int]:
-        """Requests each node's HAProxy has taken on the S3 frontend (`req_tot` from its own stats socket)."""
-        counts = {}
-        for name, node in self.nodes.items():
-            out = node.ssh("sh", "-c", "'echo \"show stat\" | socat -t 2 stdio /run/haproxy/admin.sock'").stdout
-            header, *rows = out.splitlines() or [""]
-            fields = header.lstrip("# ").split(",")
-            for row in rows:
-                values = dict(zip(fields, row.split(","), strict=False))
-                if values.get("pxname") == "s3" and values.get("svname") == "FRONTEND":
-                    counts[name] = int(values.get("req_tot") or 0)
+    def rgw_marks(self) -> dict[str, int]:
+        """Where each gateway's log ends now; `forwarded_since` counts what RGW received after it."""
+        return {g.fqdn: len(self.rgw.log(g).encode()) for g in self.rgw.gateways}
+
+    def forwarded_since(self, marks: dict[str, int], request: str = '"GET / HTTP/1.1"') -> dict[str, int]:
+        """Requests RGW received from each node since `marks`, from RGW's own access log (the peer address
+        of each request is the node's HAProxy). HAProxy's health checks are `HEAD / HTTP/1.0`, the lab's
+        client loop sends `GET / HTTP/1.1`. Counts survive HAProxy reloads, unlike HAProxy's counters.
+        radosgw writes its log from a thread of its own: read until two reads 0.3 s apart agree (<= 3 s)."""
+        owner = {address: name for name, node in self.nodes.items() for address in (node.host.ipv4, node.host.ipv6)}
+
+        def count() -> dict[str, int]:
+            counts = dict.fromkeys(self.nodes, 0)
+            for gateway in self.rgw.gateways:
+                text = self.rgw.log(gateway).encode()[marks.get(gateway.fqdn, 0) :].decode(errors="replace")
+                for line in text.splitlines():
+                    match = _ACCESS.search(line)
+                    if match and match["request"] == request and match["peer"] in owner:
+                        counts[owner[match["peer"]]] += 1
+            return counts
+
+        counts, deadline = count(), time.monotonic() + 3
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            again = count()
+            if again == counts:
+                break
+            counts = again
         return counts
 
     # ---- reporting

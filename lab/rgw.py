@@ -1,8 +1,11 @@
 """The site's Ceph RGW: real `radosgw` gateways, each in its own namespace on the lab bridge, sharing one store.
 
 A site names its gateways and its DNS resolves them; so does the lab. Gateway i answers at
-`rgw0i.s3.lab.example:7480` (198.51.100.(60+i) and 2001:db8:100::(60+i)), and the fleet's `ober_backends`
-is the hostlist `rgw[01-02].s3.lab.example:7480`, exactly as an operator writes it.
+`rgw0i.lab.example:7480` (198.51.100.(60+i) and 2001:db8:100::(60+i)), and the fleet's `ober_backends`
+is the hostlist `rgw[01-02].lab.example:7480`, exactly as an operator writes it. Clients use the S3
+name `s3.lab.example` (the VIPs) with path-style addressing. `rgw dns name` is left unset: with it set,
+RGW takes any other Host header (`rgw01.lab.example`, `localhost`) for a bucket name and answers 404
+NoSuchBucket (measured), which only HAProxy's Host-less HTTP/1.0 health check would survive.
 
     site = RgwSite(network, workdir, supervisor, count=2)
     site.create_hosts()            # namespaces on the bridge
@@ -37,6 +40,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +50,8 @@ from lab.procs import Supervisor, netns_exec, run, wait_for
 from lab.rootfs import Image, ensure_unpacked
 
 RGW_PORT = 7480  # radosgw's default port
-DOMAIN = "s3.lab.example"  # the site's S3 name (the VIPs answer to it); gateways are named under it
+DOMAIN = "s3.lab.example"  # the site's S3 name: the VIPs answer to it
+SITE_DOMAIN = "lab.example"  # the site's hosts, gateways included: rgw01.lab.example
 INDEX_OFFSET = 50  # gateway i sits at lab index 50+i: 198.51.100.(60+i), 2001:db8:100::(60+i)
 USER = "lab"
 
@@ -91,7 +96,6 @@ CONF = """\
         admin socket = /srv/rgw/run/$name.asok
         rgw frontends = beast {endpoints}
         rgw enable apis = s3, admin
-        rgw dns name = {domain}
         rgw thread pool size = 32
 {extra}"""
 
@@ -136,7 +140,7 @@ class RgwSite:
         workdir: Path,
         supervisor: Supervisor,
         count: int = 2,
-        domain: str = DOMAIN,
+        site_domain: str = SITE_DOMAIN,
     ) -> None:
         if not 1 <= count <= 9:
             raise ValueError(f"gateways: {count} is not 1..9")
@@ -144,7 +148,7 @@ class RgwSite:
         self.workdir = workdir
         self.supervisor = supervisor
         self.count = count
-        self.domain = domain
+        self.site_domain = site_domain
         self.gateways: list[Gateway] = []
         self.flavor: str | None = None
         self.access_key = "LAB" + secrets.token_hex(8).upper()
@@ -156,10 +160,10 @@ class RgwSite:
     # ---- what the site looks like from outside
     @property
     def hostlist(self) -> str:
-        """The gateways as an operator's inventory names them: `rgw[01-02].s3.lab.example:7480`."""
+        """The gateways as an operator's inventory names them: `rgw[01-02].lab.example:7480`."""
         last = f"{self.count:02d}"
         names = "rgw01" if self.count == 1 else f"rgw[01-{last}]"
-        return f"{names}.{self.domain}:{RGW_PORT}"
+        return f"{names}.{self.site_domain}:{RGW_PORT}"
 
     def dns(self) -> list[tuple[str, str]]:
         """(address, name) pairs the site's DNS answers for the gateways."""
@@ -174,7 +178,7 @@ class RgwSite:
         """One namespace per gateway on the lab bridge (the router namespace must exist)."""
         for i in range(1, self.count + 1):
             host = self.network.add_host(f"{self.network.prefix}g{i}", INDEX_OFFSET + i)
-            self.gateways.append(Gateway(host, f"rgw{i:02d}.{self.domain}"))
+            self.gateways.append(Gateway(host, f"rgw{i:02d}.{self.site_domain}"))
 
     def ensure_image(self, flavor: str) -> Path:
         """The flavor's root, built and unpacked in the cache if it is not there yet (slow once)."""
@@ -284,7 +288,7 @@ class RgwSite:
         for gateway in self.gateways:
             endpoints = " ".join(f"endpoint={e}" for e in gateway.endpoints)
             extra = spec.conf.format(gateway=gateway.short)
-            conf = CONF.format(endpoints=endpoints, domain=self.domain, extra=extra)
+            conf = CONF.format(endpoints=endpoints, extra=extra)
             (state / f"rgw/{gateway.short}.conf").write_text(conf)
         self.states[spec.name] = state
         # the S3 user, in the shared store (radosgw-admin needs no network: the host namespace is fine)
@@ -297,12 +301,26 @@ class RgwSite:
                 if mode != "wal":
                     raise RuntimeError(f"{database}: SQLite kept journal mode {mode!r}, not WAL")
 
-    def _admin(self, spec: Flavor, *args: str) -> None:
+    def _admin(self, spec: Flavor, *args: str, attempts: int = 3) -> None:
+        """radosgw-admin on a fresh store. Reef's radosgw-admin now and then never finishes (`user create`:
+        3 times in about 250 runs here), so it is bounded, and retried on a wiped store."""
         conf = f"/srv/rgw/{self.gateways[0].short}.conf"
         argv = self._chroot(spec, "radosgw-admin", "--no-mon-config", "-c", conf, *args)
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"radosgw-admin {' '.join(args[:2])} failed: {(result.stderr or result.stdout)[-1500:]}")
+        for attempt in range(1, attempts + 1):
+            try:
+                result = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+            except subprocess.TimeoutExpired:
+                print(f"[rgw] radosgw-admin {' '.join(args[:2])} hung (attempt {attempt}); retrying on a wiped store",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                for leftover in (self.states[spec.name] / "rgw/db").iterdir():
+                    leftover.unlink()
+                continue
+            if result.returncode != 0:
+                raise RuntimeError(
+                    f"radosgw-admin {' '.join(args[:2])} failed: {(result.stderr or result.stdout)[-1500:]}"
+                )
+            return
+        raise RuntimeError(f"radosgw-admin {' '.join(args[:2])} hung {attempts} times (20 s each)")
 
 
 def _flavor(name: str) -> Flavor:
@@ -311,4 +329,4 @@ def _flavor(name: str) -> Flavor:
     return FLAVORS[name]
 
 
-__all__ = ["DOMAIN", "FLAVORS", "RGW_PORT", "Flavor", "Gateway", "RgwSite"]
+__all__ = ["DOMAIN", "FLAVORS", "RGW_PORT", "SITE_DOMAIN", "Flavor", "Gateway", "RgwSite"]

@@ -10,7 +10,7 @@ import pytest
 
 from lab.fleet import VIPS, Fleet
 from tests.conftest import record_figure
-from tests.fleet.conftest import start_fleet
+from tests.fleet.conftest import start_fleet, stop_fleet
 
 pytestmark = pytest.mark.fleet
 
@@ -21,8 +21,7 @@ HOLD_TIME = 3.0
 def bfd_fleet(fleet_ok: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet = start_fleet(tmp_path_factory.mktemp("bfd"), nodes=2, bfd=True)
     yield fleet
-    fleet.down()
-    assert not fleet.leftovers, f"processes outlived the fleet: {fleet.leftovers}"
+    stop_fleet(fleet)
 
 
 def wait_bfd_up(fleet: Fleet, timeout: float = 30.0) -> None:
