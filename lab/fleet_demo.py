@@ -2,17 +2,22 @@
 
     python -m lab demo            (wired by the lead; this module is `main()`)
 
-1. builds the lab: a Debian image (once, cached), a BGP router, 3 nodes booted with systemd
+1. builds the lab: Debian images (once, cached), a BGP router, 2 Ceph RGW gateways (radosgw), 3 nodes
+   booted with systemd
 2. deploys the fleet with the operator's command `pyinfra inventories/lab.py deploy.py`
 3. shows the router's next hops per VIP and one request through each VIP
-4. kills one node's HAProxy (`systemctl kill -s KILL haproxy`): its next hops leave while a request loop
-   keeps going, systemd restarts HAProxy, the next hops come back
-5. tears everything down, also on Ctrl-C, and says how long each step took
+4. an S3 client (the aws CLI) writes a 16 MiB object through the VIP by the site's name, TLS verified
+   against the lab CA, and reads it back
+5. kills one node's HAProxy (`systemctl kill -s KILL haproxy`) while a request loop and boto3 transfers
+   keep going: its next hops leave, systemd restarts HAProxy, the next hops come back; what the clients
+   saw, and the object read back once more
+6. tears everything down, also on Ctrl-C, and says how long each step took
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import signal
@@ -24,8 +29,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from lab.fleet import REPO, VIPS, Fleet, fleet_requirements_missing
+from lab.fleet import REPO, VIPS, Fleet, fleet_requirements_missing, vip_address
 from lab.procs import run
+from lab.rgw import DOMAIN
+from lab.rootfs import DEFAULT_SUITE, NODE_SUITES
+from lab.s3client import MIB, pattern
 
 STEP_TIMES: list[tuple[str, float]] = []
 
@@ -64,6 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--router", choices=("bird", "frr"), default="bird", help="the site router (default bird)")
     parser.add_argument("--nodes", type=int, default=3, help="number of ingress nodes (default 3)")
     parser.add_argument("--bfd", action="store_true", help="BFD between router and nodes")
+    parser.add_argument(
+        "--release", choices=NODE_SUITES, default=DEFAULT_SUITE, help="Debian release of the nodes (default bookworm)"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the lab's work directory (logs) afterwards")
     return parser.parse_args(argv)
 
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` tears down like Ctrl-C does
     workdir = Path(tempfile.mkdtemp(prefix="ober-demo-", dir="/var/tmp"))
     prefix = f"od{os.getpid() % 100000}"
-    fleet = Fleet(workdir, prefix=prefix, nodes=args.nodes, router=args.router, bfd=args.bfd)
+    fleet = Fleet(workdir, prefix=prefix, nodes=args.nodes, router=args.router, bfd=args.bfd, suite=args.release)
     started = time.monotonic()
     code = 1
     try:
@@ -106,10 +117,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_demo(fleet: Fleet) -> int:
-    with step(f"lab: router ({fleet.router_kind}), {fleet.node_count} Debian nodes booted with systemd"):
+    with step(
+        f"lab: router ({fleet.router_kind}), {fleet.rgw.count} Ceph RGW gateways, {fleet.node_count}"
+        f" Debian ({fleet.suite}) nodes booted with systemd"
+    ):
         fleet.up()
         phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in fleet.timings.items())
         say(f"   {phases}")
+        say(f"   RGW: {fleet.rgw.version(fleet.rgw_flavors[0])}; ober_backends = {fleet.rgw.hostlist!r}")
+        for gateway in fleet.rgw.gateways:
+            say(f"   {gateway.fqdn}: {gateway.host.ipv4} {gateway.host.ipv6} (radosgw, namespace {gateway.host.name})")
         for node in fleet.nodes.values():
             say(f"   {node.name}: {node.host.ipv4} {node.host.ipv6} (ssh root@{node.host.ipv4})")
 
@@ -121,24 +138,40 @@ def run_demo(fleet: Fleet) -> int:
             say(result.output[-3000:])
             raise RuntimeError("the deploy failed")
         say(
-            f"   to rerun it yourself: OBER_LAB_FLEET={fleet.spec_path} ip netns exec {fleet.controller} "
-            ".venv/bin/pyinfra inventories/lab.py deploy.py"
+            f"   to rerun it yourself: OBER_LAB_FLEET={fleet.spec_path} ip netns exec {fleet.controller} unshare -m"
+            f" sh -c 'mount --bind {fleet.hosts_file} /etc/hosts && .venv/bin/pyinfra inventories/lab.py deploy.py'"
         )
 
     with step("routes: every VIP has one ECMP next hop per node at the router"):
         fleet.wait_routes(timeout=60)
         show_nexthops(fleet)
 
-    with step("requests: one through each VIP, from the router's side"):
+    with step("requests: one anonymous GET through each VIP, from the router's side"):
         for vip in VIPS:
             ok, body = fleet.request(vip)
-            say(f"   GET {vip.split('/')[0]} -> {'RGW answered' if ok else 'FAILED: ' + body}")
+            answer = f"RGW answered {body[:60]}..." if ok else f"FAILED: {body}"
+            say(f"   GET http://{vip_address(vip)}/ -> {answer}")
+
+    data = fleet.workdir / "demo-object.bin"
+    data.write_bytes(pattern(16 * MIB, "demo01"))
+    with step(f"S3: the aws CLI writes and reads a 16 MiB object through {fleet.s3_endpoint(DOMAIN)} (TLS verified)"):
+        aws_roundtrip(fleet, data)
 
     victim = fleet.nodes[next(iter(fleet.nodes))]
     others = [name for name in fleet.nodes if name != victim.name]
-    with step(f"failure: `systemctl kill -s KILL haproxy` on {victim.name}, a request loop running meanwhile"):
+    with step(f"failure: `systemctl kill -s KILL haproxy` on {victim.name}, HTTP and S3 clients running meanwhile"):
         client = fleet.start_client(VIPS[0], duration=8.0)
-        time.sleep(1.0)
+        s3 = fleet.start_s3(
+            "traffic",
+            "--bucket",
+            "demo",
+            "--size",
+            str(16 * MIB),
+            "--duration",
+            "8",
+            endpoint=fleet.s3_endpoint(VIPS[0]),
+        )
+        time.sleep(1.5)
         killed = time.monotonic()
         victim.ssh("systemctl", "kill", "-s", "KILL", "haproxy.service")
         for vip in VIPS:
@@ -152,7 +185,46 @@ def run_demo(fleet: Fleet) -> int:
         say(f"   request loop through {VIPS[0]}: {loop.ok} answered, {loop.failed} failed")
         for error in loop.errors[:5]:
             say(f"      failed: {error}")
+        traffic = fleet.s3_result(s3)
+        ops = traffic["ops"]
+        failed = [op for op in ops if op["error"]]
+        wrong = [op for op in ops if not op["error"] and op["data_ok"] is not True]
+        say(
+            f"   boto3 through {VIPS[0]} (standard retries): {sum(op['op'] == 'upload' for op in ops)} uploads and"
+            f" {sum(op['op'] == 'download' for op in ops)} downloads of 16 MiB, {len(failed)} failed,"
+            f" {len(wrong)} with wrong bytes; retried attempts: {traffic['failed_attempts'] or 'none'}"
+        )
+        for op in failed[:5]:
+            say(f"      failed: {op['op']} at {op['start']}s: {op['error']}")
+
+    with step("S3 after the failure: the aws CLI reads the object again"):
+        aws_roundtrip(fleet, data, upload=False)
     return 0
+
+
+def aws_roundtrip(fleet: Fleet, data: Path, upload: bool = True) -> None:
+    """`aws s3 cp` up (optionally) and down through the site's S3 name; prints what it did and the digests."""
+    config = fleet.workdir / "aws-config"  # one PUT/GET per object: the lab's RGW Reef mangles multipart objects
+    config.write_text(
+        "[default]\nregion = us-east-1\ns3 =\n    multipart_threshold = 5GB\n    addressing_style = path\n"
+    )
+    aws = str(Path(sys.executable).parent / "aws")
+    endpoint = ["--endpoint-url", fleet.s3_endpoint(DOMAIN)]
+    back = data.with_suffix(".back")
+    commands = (
+        [["s3", "mb", "s3://demo"], ["s3", "cp", "--no-progress", str(data), "s3://demo/object"]] if upload else []
+    )
+    commands.append(["s3", "cp", "--no-progress", "s3://demo/object", str(back)])
+    for command in commands:
+        result = fleet.client_run(aws, *endpoint, *command, AWS_CONFIG_FILE=str(config))
+        output = (result.stdout or result.stderr).strip()
+        if result.returncode != 0 and "BucketAlreadyOwnedByYou" not in output:
+            raise RuntimeError(f"aws {' '.join(command)} failed: {output}")
+        say(f"   $ aws {' '.join(endpoint)} {' '.join(command)}\n     {output.splitlines()[-1] if output else ''}")
+    sent, got = (hashlib.sha256(p.read_bytes()).hexdigest() for p in (data, back))
+    say(f"   sha256 written {sent[:16]}..., read back {got[:16]}...: {'same bytes' if sent == got else 'DIFFERENT'}")
+    if sent != got:
+        raise RuntimeError("the object read back differs from the one written")
 
 
 if __name__ == "__main__":
