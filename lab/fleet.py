@@ -54,8 +54,9 @@ VIPS = ("203.0.113.10/32", "2001:db8:203::10/128")
 FLEET_ENV = "OBER_LAB_FLEET"  # inventories/lab.py reads the fleet description from this JSON file
 
 # A client that loops through a VIP (from the router namespace), one new connection per request so each
-# request follows the router's current ECMP choice: an anonymous `GET /` (RGW's ListAllMyBuckets, 200 for
-# an anonymous user). Prints one JSON summary line at the end (after `duration`, or at once on SIGTERM).
+# request follows the router's current ECMP choice: an anonymous `GET /?ober-lab-loop=<VIP>` (RGW's
+# ListAllMyBuckets, 200 for an anonymous user; the query names the loop in RGW's access log). Prints one
+# JSON summary line at the end (after `duration`, or at once on SIGTERM).
 CLIENT = r"""
 import http.client, json, signal, sys, time
 host, duration, gap = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
@@ -66,7 +67,7 @@ signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # stop early, still pr
 while time.monotonic() < end and not stop:
     try:
         conn = http.client.HTTPConnection(host, 80, timeout=2)
-        conn.request("GET", "/", headers={"Connection": "close"})
+        conn.request("GET", "/?ober-lab-loop=" + host, headers={"Connection": "close"})
         response = conn.getresponse()
         response.read()
         conn.close()
@@ -108,9 +109,9 @@ class DeployResult:
         return f"deploy rc={self.returncode} in {self.seconds:.1f}s; " + "; ".join(parts)
 
 
-# radosgw's access log line: `beast: 0x7f..: 2001:db8:100::11 - anonymous [25/Nov/2026:19:24:05.702 +0000]
-# "HEAD / HTTP/1.0" 200 0 - - - latency=0.004000000s`
-_ACCESS = re.compile(r' beast: \S+ (?P<peer>\S+) - \S+ \[[^]]*\] (?P<request>"[^"]*")')
+# a request of the lab's client loop in radosgw's access log: `beast: 0x7f..: 2001:db8:100::11 - anonymous
+# [25/Nov/2026:19:24:05.702 +0000] "GET /?ober-lab-loop=203.0.113.10 HTTP/1.1" 200 231 - ...` (peer: the node)
+_ACCESS = re.compile(r' beast: \S+ (?P<peer>\S+) - \S+ \[[^]]*\] "GET /\?ober-lab-loop=(?P<vip>\S+) HTTP/1\.1"')
 
 _STATUS = re.compile(r"^\s+\[(?P<host>[^\]]+)\] (?P<status>Success|No changes|Error)\b", re.MULTILINE)
 
@@ -378,9 +379,11 @@ class Fleet:
         return time.monotonic() - started
 
     def request(self, vip: str, timeout: float = 2.0) -> tuple[bool, str]:
-        """One HTTP request from the router namespace through the VIP: (succeeded, body or error)."""
+        """One HTTP request from the router namespace through the VIP: (succeeded, body or error). It is
+        the client loop's request, so `forwarded_since` counts it too."""
         host = str(ipaddress.ip_network(vip).network_address)
         url = f"http://[{host}]/" if ":" in host else f"http://{host}/"
+        url += f"?ober-lab-loop={host}"
         result = run(
             *netns_exec(self.router_ns, "curl", "-sS", "-f", "-g", "--max-time", str(timeout), url),
             check=False,
@@ -469,12 +472,14 @@ class Fleet:
         """Where each gateway's log ends now; `forwarded_since` counts what RGW received after it."""
         return {g.fqdn: len(self.rgw.log(g).encode()) for g in self.rgw.gateways}
 
-    def forwarded_since(self, marks: dict[str, int], request: str = '"GET / HTTP/1.1"') -> dict[str, int]:
-        """Requests RGW received from each node since `marks`, from RGW's own access log (the peer address
-        of each request is the node's HAProxy). HAProxy's health checks are `HEAD / HTTP/1.0`, the lab's
-        client loop sends `GET / HTTP/1.1`. Counts survive HAProxy reloads, unlike HAProxy's counters.
-        radosgw writes its log from a thread of its own: read until two reads 0.3 s apart agree (<= 3 s)."""
+    def forwarded_since(self, marks: dict[str, int], vip: str | None = None) -> dict[str, int]:
+        """Requests of the client loop (and `request()`) through `vip` (default: any VIP) that RGW received
+        from each node since `marks`, read from RGW's own access log: the peer address of a request is
+        the node's HAProxy, and the loop names its VIP in the query (HAProxy's checks are `HEAD /`).
+        Counts survive HAProxy reloads, unlike HAProxy's counters. radosgw writes its log from a thread
+        of its own: read until two reads 0.3 s apart agree (at most 3 s)."""
         owner = {address: name for name, node in self.nodes.items() for address in (node.host.ipv4, node.host.ipv6)}
+        wanted = vip_address(vip) if vip else None
 
         def count() -> dict[str, int]:
             counts = dict.fromkeys(self.nodes, 0)
@@ -482,7 +487,7 @@ class Fleet:
                 text = self.rgw.log(gateway).encode()[marks.get(gateway.fqdn, 0) :].decode(errors="replace")
                 for line in text.splitlines():
                     match = _ACCESS.search(line)
-                    if match and match["request"] == request and match["peer"] in owner:
+                    if match and match["peer"] in owner and (wanted is None or match["vip"] == wanted):
                         counts[owner[match["peer"]]] += 1
             return counts
 

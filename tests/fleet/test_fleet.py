@@ -67,7 +67,7 @@ def test_every_vip_has_one_next_hop_per_node_and_requests_reach_every_node(fleet
             ok, body = fleet.request(vip)
             assert ok, f"request through {vip} failed: {body}"
             assert "ListAllMyBucketsResult" in body, f"not RGW's answer through {vip}: {body[:200]}"
-        served = fleet.forwarded_since(marks)
+        served = fleet.forwarded_since(marks, vip)
         assert all(served.values()) and sum(served.values()) == 40, f"{vip}: requests per node {served}"
 
 
@@ -112,7 +112,7 @@ def test_stopping_obers_units_drains_first_no_request_fails(fleet: Fleet) -> Non
     marks = fleet.rgw_marks()
     client = fleet.start_client(VIPS[0], duration=6.0)
     time.sleep(1.5)
-    served = fleet.forwarded_since(marks)[node.name]
+    served = fleet.forwarded_since(marks, VIPS[0])[node.name]
     started = time.monotonic()
     node.ssh("systemctl", "stop", EXABGP, HAPROXY, timeout=60)
     record_figure("fleet: systemctl stop (drain) duration", time.monotonic() - started)
