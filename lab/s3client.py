@@ -274,6 +274,11 @@ def deletion(client: Any, bucket: str) -> dict[str, Any]:
     return {"deleted_in_batch": sorted(d["Key"] for d in batch.get("Deleted", [])), "head_after": after, "left": left}
 
 
+def one_character_off(secret: str) -> str:
+    """A secret that differs from `secret` in its last character: a wrong secret whatever the right one ends with."""
+    return secret[:-1] + ("A" if secret[-1] != "A" else "B")
+
+
 def signature(endpoint: str, ca: str, bucket: str) -> dict[str, Any]:
     """The same GET signed with the right secret and with a wrong one: what the server answers to each."""
     secret = os.environ["AWS_SECRET_ACCESS_KEY"]
@@ -281,7 +286,7 @@ def signature(endpoint: str, ca: str, bucket: str) -> dict[str, Any]:
     ensure_bucket(good, bucket)
     good.put_object(Bucket=bucket, Key="signed", Body=b"signed")
     answers: dict[str, Any] = {"right": good.get_object(Bucket=bucket, Key="signed")["Body"].read().decode()}
-    bad = make_client(endpoint, ca, secret=secret[:-1] + ("A" if secret[-1] != "A" else "B"))  # one character off
+    bad = make_client(endpoint, ca, secret=one_character_off(secret))
     try:
         bad.get_object(Bucket=bucket, Key="signed")
         answers["wrong"] = {"status": 200}
