@@ -12,7 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ober_health.config import Config, ConfigError, HealthConfig, VipConfig, load_config, parse_config
+from ober_health.config import (
+    BgpConfig,
+    Config,
+    ConfigError,
+    HealthConfig,
+    PeerConfig,
+    VipConfig,
+    load_config,
+    parse_config,
+)
 
 GOOD = """\
 [health]
@@ -130,6 +139,14 @@ def test_ipv6_prefix_is_normalised() -> None:
         ("maintenance_file", 1, "1"),
         ("drain_file", ["/run/ober/drain"], "['/run/ober/drain']"),
         ("state_file", {"path": "x"}, "{'path': 'x'}"),
+        ("status_listen", "0.0.0.0:8405", "'0.0.0.0:8405'"),
+        ("status_listen", "198.51.100.11:8405", "'198.51.100.11:8405'"),
+        ("status_listen", "127.0.0.1", "'127.0.0.1'"),
+        ("status_listen", "127.0.0.1:0", "'127.0.0.1:0'"),
+        ("status_listen", "127.0.0.1:65536", "'127.0.0.1:65536'"),
+        ("status_listen", "localhost:8405", "'localhost:8405'"),
+        ("status_listen", "::1:8405", "'::1:8405'"),
+        ("status_listen", 8405, "8405"),
     ],
 )
 def test_bad_health_value_names_key_and_value(key: str, value: object, shown: str) -> None:
@@ -325,6 +342,7 @@ _health_keys = st.sampled_from(
         "drain_file",
         "state_file",
         "shutdown_ack_timeout",
+        "status_listen",
         "other",
     ]
 )
@@ -334,6 +352,14 @@ _documents = st.fixed_dictionaries(
     optional={
         "health": st.dictionaries(_health_keys, _toml_values, max_size=6) | _toml_values,
         "vip": st.lists(st.dictionaries(_vip_keys, _toml_values, max_size=6) | _toml_values, max_size=4) | _toml_values,
+        "bgp": st.dictionaries(st.sampled_from(["local_asn", "router_id", "hold_time", "x"]), _toml_values)
+        | _toml_values,
+        "peer": st.lists(
+            st.dictionaries(st.sampled_from(["address", "asn", "local_address", "x"]), _toml_values, max_size=4)
+            | _toml_values,
+            max_size=3,
+        )
+        | _toml_values,
         "extra": _toml_values,
     },
 )
@@ -352,6 +378,8 @@ def test_property_any_document_is_a_config_or_a_config_error(raw: dict[str, Any]
         # whatever was accepted can be written to ExaBGP as one line
         line = item.prefix + " " + " ".join(item.communities)
         assert line.isascii() and line.isprintable(), line
+    for peer in config.peers:
+        assert peer.address.isascii() and peer.address.isprintable() and " " not in peer.address
 
 
 @given(st.text(max_size=300))
@@ -382,3 +410,97 @@ def test_datetime_values_are_config_errors_not_crashes() -> None:
     stamp = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
     error = only_error({"health": {"interval": stamp}, "vip": [vip()]})
     assert error.startswith("health.interval: datetime.datetime(2024"), error
+
+
+# ---- [bgp] and [[peer]]: the node knows its sessions (the deploy renders them from the inventory)
+
+BGP = {"local_asn": 65001, "router_id": "198.51.100.11", "hold_time": 9}
+
+
+def test_bgp_and_peers_load() -> None:
+    config = parse_config(
+        {
+            "bgp": BGP,
+            "peer": [
+                {"address": "198.51.100.1", "asn": 65000, "local_address": "198.51.100.11"},
+                {"address": "2001:DB8:100::1", "asn": 4200000000},
+            ],
+            "vip": [vip(), vip(prefix="2001:db8:203::10/128")],
+        }
+    )
+    assert config.bgp == BgpConfig(local_asn=65001, router_id="198.51.100.11", hold_time=9)
+    assert config.peers == (
+        PeerConfig("198.51.100.1", 65000, "198.51.100.11"),
+        PeerConfig("2001:db8:100::1", 4200000000),  # normalised, as ExaBGP writes it back
+    )
+    assert config.peers_of(6) == (config.peers[1],) and config.hold_time == 9
+
+
+def test_without_bgp_the_hold_time_is_the_deploys_default() -> None:
+    config = parse_config({"vip": [vip()]})
+    assert config.bgp is None and config.peers == () and config.hold_time == 9
+    assert parse_config({"bgp": {**BGP, "hold_time": 3}, "vip": [vip()]}).hold_time == 3
+    assert parse_config({"bgp": {"local_asn": 1, "router_id": "192.0.2.1"}, "vip": [vip()]}).hold_time == 9
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"bgp": {**BGP, "local_asn": 0}}, "bgp.local_asn: 0 is out of range (1..4294967295)"),
+        ({"bgp": {**BGP, "local_asn": "65001"}}, "bgp.local_asn: '65001' is not a number"),
+        ({"bgp": {"router_id": "198.51.100.11"}}, "bgp.local_asn: missing"),
+        ({"bgp": {**BGP, "router_id": "2001:db8::1"}}, "bgp.router_id: '2001:db8::1' is not an IPv4 address"),
+        ({"bgp": {**BGP, "router_id": "node1"}}, "bgp.router_id: 'node1' is not an IP address"),
+        ({"bgp": {**BGP, "hold_time": 2}}, "bgp.hold_time: 2 is out of range (3..65535)"),
+        ({"bgp": {**BGP, "hold": 9}}, "bgp.hold: unknown key (value 9)"),
+        ({"bgp": [1]}, "bgp: [1] is not a table"),
+        (
+            {"bgp": BGP, "peer": [{"address": "198.51.100.1", "asn": 0}]},
+            "peer[0].asn: 0 is out of range (1..4294967295)",
+        ),
+        ({"bgp": BGP, "peer": [{"asn": 65000}]}, "peer[0].address: None is missing or not a string"),
+        (
+            {"bgp": BGP, "peer": [{"address": "198.51.100.0/24", "asn": 1}]},
+            "peer[0].address: '198.51.100.0/24' is not an IP address",
+        ),
+        (
+            {"bgp": BGP, "peer": [{"address": "fe80::1%eth0", "asn": 1}]},
+            "peer[0].address: 'fe80::1%eth0' is not an IP address",
+        ),
+        (
+            {"bgp": BGP, "peer": [{"address": "198.51.100.1", "asn": 1, "local_address": "2001:db8::11"}]},
+            "peer[0].local_address: '2001:db8::11' is not of the family of address '198.51.100.1'",
+        ),
+        (
+            {"bgp": BGP, "peer": [{"address": "198.51.100.1", "asn": 1, "bfd": True}]},
+            "peer[0].bfd: unknown key (value True)",
+        ),
+        (
+            {"bgp": BGP, "peer": {"address": "198.51.100.1"}},
+            "peer: {'address': '198.51.100.1'} is not an array of tables",
+        ),
+        ({"peer": [{"address": "198.51.100.1", "asn": 1}]}, "peer: [[peer]] given without a [bgp] table"),
+        (
+            {"bgp": BGP, "peer": [{"address": "198.51.100.1", "asn": 1}, {"address": "198.51.100.1", "asn": 2}]},
+            "peer[1].address: '198.51.100.1' is listed twice",
+        ),
+    ],
+)
+def test_bad_bgp_or_peer_names_key_and_value(raw: dict[str, Any], expected: str) -> None:
+    error = only_error({**raw, "vip": [vip()]})
+    assert error.startswith(expected), error
+
+
+def test_a_vip_needs_a_peer_of_its_family() -> None:
+    error = only_error(
+        {"bgp": BGP, "peer": [{"address": "198.51.100.1", "asn": 1}], "vip": [vip(prefix="2001:db8:203::10/128")]}
+    )
+    assert error == (
+        "vip[0].prefix: '2001:db8:203::10/128' is IPv6 but no [[peer]] is: an IPv6 VIP needs an IPv6 BGP session"
+    )
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:8405", "127.0.0.53:1", "[::1]:8405", ""])
+def test_status_listen_on_loopback_or_off(listen: str) -> None:
+    config = parse_config({"health": {"status_listen": listen}, "vip": [vip()]})
+    assert config.health.status_listen == listen
