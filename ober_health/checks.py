@@ -8,13 +8,16 @@ within `timeout`, not never.
 from __future__ import annotations
 
 import csv
+import http.client
 import io
+import os
 import socket
+import stat
+import time
+import urllib.parse
 from dataclasses import dataclass
 
-import requests
-
-from ober_health.config import VipConfig
+from ober_health.config import Config, VipConfig
 
 
 @dataclass(frozen=True)
@@ -23,24 +26,44 @@ class CheckResult:
     reason: str
 
 
-def check_http(session: requests.Session, url: str, timeout: float) -> CheckResult:
+def http_get(url: str, timeout: float) -> tuple[int, bytes]:
+    """(status, body) of one GET: `timeout` bounds the connect and every read, no proxy is ever used, and
+    the connection is closed after it (a kept-alive socket to an old worker would fail after a seamless
+    reload). The standard library's client, not `requests`: the health program imports it at every
+    (re)start, and a respawned program must decide within `fall` checks of starting."""
+    parts = urllib.parse.urlsplit(url)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("GET", target, headers={"Connection": "close"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def check_http(url: str, timeout: float) -> CheckResult:
     """HAProxy's `monitor-uri` answers 200 while it is up and its `monitor fail` rule does not match."""
     try:
-        # Connection: close - a kept-alive socket to an old worker would fail after a seamless reload
-        response = session.get(url, timeout=timeout, headers={"Connection": "close"}, allow_redirects=False)
-    except requests.Timeout:
+        status, _ = http_get(url, timeout)
+    except TimeoutError:
         return CheckResult(False, f"{url} did not answer within {timeout:g}s")
-    except requests.ConnectionError as exc:
-        return CheckResult(False, f"{url} unreachable ({_short(exc)})")
-    except requests.RequestException as exc:
-        return CheckResult(False, f"{url} failed ({_short(exc)})")
-    if response.status_code != 200:
-        return CheckResult(False, f"{url} answered {response.status_code}")
+    except (OSError, http.client.HTTPException) as exc:
+        return CheckResult(False, f"{url} unreachable ({short_error(exc)})")
+    if status != 200:
+        return CheckResult(False, f"{url} answered {status}")
     return CheckResult(True, f"{url} answered 200")
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
+def short_error(exc: Exception) -> str:
+    """The part of an error an operator needs (`Connection refused`), not a stack of wrappers."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc) or type(exc).__name__
     for marker in ("Connection refused", "No such file", "timed out", "reset by peer"):
         if marker in text:
             return marker
@@ -106,3 +129,64 @@ def read_stats(path: str, timeout: float) -> tuple[list[dict[str, str]] | None, 
         return None, f"{path} did not answer within {timeout:g}s"
     except OSError as exc:
         return None, f"{path} unreachable ({exc.strerror or exc})"
+
+
+@dataclass(frozen=True)
+class DrainFile:
+    """What a drain path (maintenance or runtime drain file) says: present or not, and any problem with it."""
+
+    path: str
+    present: bool
+    problem: str = ""  # set when the path is not a plain file, or cannot be checked
+
+
+def inspect_drain_file(path: str) -> DrainFile:
+    """Present = drained. A path that cannot be checked counts as present: withdrawing is the safe side, and
+    an operator who drained the node must never see it announced because a permission hid the file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return DrainFile(path, False)
+    except NotADirectoryError:
+        return DrainFile(path, False, f"{path}: a parent of it is not a directory, so it cannot exist")
+    except OSError as exc:
+        return DrainFile(path, True, f"cannot check {path} ({exc.strerror or exc}): counted as present")
+    if stat.S_ISDIR(info.st_mode):
+        return DrainFile(path, True, f"{path} is a directory, not a drain file: counted as present")
+    return DrainFile(path, True)
+
+
+@dataclass(frozen=True)
+class CheckRound:
+    """One loop's checks: the drain files, then HAProxy and the backends, one result per VIP."""
+
+    started: float  # monotonic, when the round began (the drain files were read then)
+    started_at: float  # the same instant, wall clock (for the state file)
+    drain: str  # why every VIP must be down now ("" when not drained)
+    drain_problems: tuple[str, ...]
+    results: dict[str, CheckResult]
+
+
+def run_checks(config: Config, started: float | None = None) -> CheckRound:
+    """Everything one loop needs to decide, measured here (in the checker thread: the decider never blocks on
+    a hung HAProxy). One HTTP check and at most one `show stat`, whatever the number of VIPs."""
+    began = time.monotonic() if started is None else started
+    began_at = time.time()
+    health = config.health
+    drain, problems = "", []
+    for path, what in ((health.maintenance_file, "maintenance"), (health.drain_file, "drain (service stopping)")):
+        found = inspect_drain_file(path)
+        if found.problem:
+            problems.append(found.problem)
+        if found.present and not drain:
+            drain = f"{what}: {path} present" + (f" ({found.problem})" if found.problem else "")
+    http = check_http(health.haproxy_url, health.timeout)
+    if not http.ok:
+        # a dead or hung HAProxy fails every VIP; asking its stats socket would only cost another timeout
+        results = {vip.prefix: http for vip in config.vips}
+    else:
+        rows, stats_error = None, ""
+        if any(vip.backend for vip in config.vips):
+            rows, stats_error = read_stats(health.stats_socket, health.timeout)
+        results = {vip.prefix: check_backend(rows, stats_error, vip) for vip in config.vips}
+    return CheckRound(began, began_at, drain, tuple(problems), results)

@@ -1,117 +1,56 @@
 """`ober`: the operator's view of one ingress node - status, drain, undrain, doctor.
 
-Everything here reads what the health program already knows (its state file) or the same files it
-watches (maintenance/drain), so the CLI can never disagree with what is announced. Exit codes are meant
-for scripts:
+Everything here reads what the health program knows (its status endpoint or state file, see
+ober_health.status), the same drain files it watches, and HAProxy's own stats socket, so the CLI never
+disagrees with what is announced and never needs systemd or D-Bus (the stop path runs `ober drain` while
+the machine is going down). Exit codes are meant for scripts:
 
-    status: 0 every VIP announced, 1 some VIP withdrawn or node drained, 2 health program not running/stale,
-            3 config unusable
-    drain --wait / doctor: 0 done / all checks pass, 1 timed out / a check failed, 3 config unusable
+    status: 0 every VIP announced, acknowledged by ExaBGP and carried by an established BGP session of its
+            family; 1 degraded (withdrawn, unacknowledged, drained, no session, ExaBGP not answering);
+            2 health program not running or hung; 3 config unusable; 4 running but its state cannot be read
+    drain --wait: 0 withdrawn (ExaBGP acknowledged) and no client session left; 1 not confirmed in time
+    drain, undrain: 1 when the drain file cannot be written or removed (a directory, a permission)
+    doctor: 0 all checks pass, 1 a check failed, 3 config unusable
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import requests
 
 from ober_health import __version__
-from ober_health.checks import check_http, read_stats
+from ober_health.checks import check_http, inspect_drain_file, read_stats
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
-from ober_health.statefile import read_state
+from ober_health.status import (
+    EXIT_CONFIG,
+    EXIT_DEGRADED,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    describe_session,
+    format_report,
+    health_processes,
+    load_report,
+    to_json,
+    when,
+)
 
-EXIT_OK, EXIT_DEGRADED, EXIT_NOT_RUNNING, EXIT_CONFIG = 0, 1, 2, 3
 LOCAL_FRONTENDS = ("stats", "fe_stats", "health")  # not client traffic: ignored when waiting for sessions
 
-
-def _age(updated_at: float) -> float:
-    return max(0.0, time.time() - updated_at)
-
-
-def _stale_after(state: dict[str, Any]) -> float:
-    """A state older than this means the health program is hung or gone (watchdog territory)."""
-    return max(2.0, 5 * float(state.get("interval", 1.0)))
-
-
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def load_status(config: Config) -> dict[str, Any]:
-    """The state file plus what a reader must know: is it fresh, and the exit code it implies."""
-    path = Path(config.health.state_file)
-    try:
-        state = read_state(path)
-    except (OSError, ValueError) as exc:
-        return {"running": False, "error": f"{path}: {exc}", "exit": EXIT_NOT_RUNNING, "vips": {}}
-    age = _age(float(state.get("updated_at", 0)))
-    running = age <= _stale_after(state) and _pid_alive(state.get("pid"))
-    state["age"] = round(age, 3)
-    state["running"] = running
-    if not running:
-        state["error"] = f"state is {age:.1f}s old and pid {state.get('pid')} is not updating it"
-        state["exit"] = EXIT_NOT_RUNNING
-    elif state.get("drained") or any(v.get("state") != "announced" for v in state["vips"].values()):
-        state["exit"] = EXIT_DEGRADED
-    else:
-        state["exit"] = EXIT_OK
-    return state
-
-
-def _when(stamp: object) -> str:
-    if not isinstance(stamp, (int, float)):
-        return "-"
-    return datetime.fromtimestamp(stamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def format_status(state: dict[str, Any]) -> str:
-    lines = []
-    if not state.get("running"):
-        lines.append(f"health program NOT RUNNING: {state.get('error')}")
-        lines.append("routes: ExaBGP keeps the last announced ones until its watchdog or the router drops them")
-    else:
-        lines.append(f"health program pid {state['pid']}, last check {state['age']:.1f}s ago, {state['loops']} loops")
-    if state.get("drained"):
-        lines.append(f"DRAINED: {state.get('drain_reason')}")
-    if state.get("vips"):
-        lines.append(f"{'VIP':<28} {'STATE':<10} {'SINCE':<21} {'UP/DOWN':<8} LAST CHECK")
-        for prefix, vip in sorted(state["vips"].items()):
-            result = "ok" if vip.get("last_ok") else "FAIL"
-            counts = f"{vip.get('announces', 0)}/{vip.get('withdraws', 0)}"
-            lines.append(
-                f"{prefix:<28} {vip['state']:<10} {_when(vip.get('since')):<21} {counts:<8}"
-                f" {result}: {vip.get('reason', '')}"
-            )
-    return "\n".join(lines)
+__all__ = ["EXIT_CONFIG", "EXIT_DEGRADED", "EXIT_NOT_RUNNING", "EXIT_OK", "EXIT_UNKNOWN", "main"]
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
-    state = load_status(config)
-    state["version"] = __version__  # what is installed (the deploy restarts ExaBGP right after a change)
-    if args.json:
-        print(json.dumps(state, indent=1, sort_keys=True))
-    else:
-        print(f"ober {__version__}")
-        print(format_status(state))
-    return int(state["exit"])
+    report = load_report(config, args.config)
+    # what is installed (the deploy restarts ExaBGP right after a change)
+    print(to_json(report, version=__version__) if args.json else f"ober {__version__}\n{format_report(report)}")
+    return report.exit
 
 
 def _drain_path(config: Config, runtime: bool) -> Path:
@@ -139,28 +78,64 @@ def wait_until(predicate: Callable[[], bool], deadline: float, interval: float =
         time.sleep(interval)
 
 
+def _not_a_file(path: Path) -> str:
+    """Why `path` cannot be a drain file ober writes and removes ("" when it can)."""
+    if path.is_dir():
+        return f"{path} is a directory, not a drain file: remove it yourself (rmdir) if the maintenance is over"
+    return ""
+
+
 def cmd_drain(config: Config, args: argparse.Namespace) -> int:
     """Withdraw every VIP (through the health program), then wait for client sessions to end."""
     path = _drain_path(config, args.runtime)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    problem = _not_a_file(path)
+    if problem:
+        print(f"drain: {problem}", file=sys.stderr)
+        return EXIT_DEGRADED
     started = time.time()
-    path.write_text(f"drained at {_when(started)}: {args.reason}\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"drained at {when(started)}: {args.reason}\n")
+    except OSError as exc:
+        print(f"drain: cannot write {path}: {exc.strerror or exc}; nothing was drained", file=sys.stderr)
+        return EXIT_DEGRADED
     print(f"drain: {path} written; the health program withdraws every VIP on its next check")
     if not args.wait:
         return EXIT_OK
     deadline = time.monotonic() + args.timeout
+    why = ["no state yet"]
+    gone_since: list[float] = []
 
     def withdrawn() -> bool:
-        state = load_status(config)
-        if not state.get("running"):
-            return True  # nothing announces for this node any more
-        fresh = float(state.get("updated_at", 0)) >= started
-        return fresh and all(v.get("state") == "withdrawn" for v in state["vips"].values())
+        """A check loop that began after the drain file was written withdrew every VIP, and ExaBGP said done."""
+        report = load_report(config, args.config)
+        state = report.state
+        if not report.running or state is None:
+            why[0] = report.error
+            if report.exit == EXIT_NOT_RUNNING and not health_processes(args.config):
+                gone_since.append(time.monotonic())
+                if gone_since[-1] - gone_since[0] >= 3.0:  # not a respawn in progress: nobody to ask
+                    raise _Unconfirmed(f"{report.error}: cannot confirm the withdraw")
+            else:
+                gone_since.clear()
+            return False
+        gone_since.clear()
+        if (state["round_started_at"] or 0.0) < started:
+            why[0] = "no check loop since the drain file was written"
+            return False
+        waiting = [p for p, v in state["vips"].items() if v["state"] != "withdrawn" or v["acked"] is not True]
+        why[0] = f"not yet withdrawn and acknowledged by ExaBGP: {', '.join(sorted(waiting))}"
+        return not waiting
 
-    if not wait_until(withdrawn, deadline):
-        print(f"drain: VIPs still announced after {args.timeout:g}s", file=sys.stderr)
+    try:
+        confirmed = wait_until(withdrawn, deadline)
+    except _Unconfirmed as exc:
+        print(f"drain: {exc}", file=sys.stderr)
         return EXIT_DEGRADED
-    print("drain: every VIP withdrawn")
+    if not confirmed:
+        print(f"drain: withdraw not confirmed after {args.timeout:g}s: {why[0]}", file=sys.stderr)
+        return EXIT_DEGRADED
+    print("drain: every VIP withdrawn (ExaBGP acknowledged)")
 
     def sessions_gone() -> bool:
         sessions = client_sessions(config)
@@ -173,13 +148,24 @@ def cmd_drain(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Unconfirmed(Exception):
+    pass
+
+
 def cmd_undrain(config: Config, args: argparse.Namespace) -> int:
     path = _drain_path(config, args.runtime)
+    problem = _not_a_file(path)
+    if problem:
+        print(f"undrain: {problem}", file=sys.stderr)
+        return EXIT_DEGRADED
     try:
         path.unlink()
     except FileNotFoundError:
         print(f"undrain: {path} was not there (not drained)")
         return EXIT_OK
+    except OSError as exc:
+        print(f"undrain: cannot remove {path}: {exc.strerror or exc}; the node stays drained", file=sys.stderr)
+        return EXIT_DEGRADED
     print(f"undrain: {path} removed; VIPs come back after {config.health.rise} good checks")
     return EXIT_OK
 
@@ -187,9 +173,7 @@ def cmd_undrain(config: Config, args: argparse.Namespace) -> int:
 def doctor_checks(config: Config, config_path: Path) -> list[tuple[bool, str, str]]:
     """(passed, what, hint) for each thing that must hold on a healthy node."""
     results: list[tuple[bool, str, str]] = [(True, f"config {config_path} is valid", "")]
-    session = requests.Session()
-    session.trust_env = False
-    http = check_http(session, config.health.haproxy_url, config.health.timeout)
+    http = check_http(config.health.haproxy_url, config.health.timeout)
     results.append((http.ok, f"HAProxy health: {http.reason}", "systemctl status haproxy"))
     rows, error = read_stats(config.health.stats_socket, config.health.timeout)
     results.append(
@@ -211,24 +195,64 @@ def doctor_checks(config: Config, config_path: Path) -> list[tuple[bool, str, st
         results.append(
             (check.returncode == 0, "haproxy -c /etc/haproxy/haproxy.cfg", (check.stderr or check.stdout).strip()[:300])
         )
-    state = load_status(config)
+    report = load_report(config, config_path)
+    state = report.state if report.running else None
     results.append(
         (
-            bool(state.get("running")),
-            "health program updates its state file",
-            state.get("error", "") or "systemctl status exabgp",
+            report.running,
+            "health program keeps its state fresh",
+            report.error or "systemctl status exabgp; journalctl -u exabgp",
         )
     )
-    drained = any(Path(p).exists() for p in (config.health.maintenance_file, config.health.drain_file))
-    results.append((not drained, "node is not drained", "ober undrain (if the maintenance is over)"))
-    for prefix, vip in sorted(state.get("vips", {}).items()):
+    if state is not None:
         results.append(
             (
-                vip.get("state") == "announced",
-                f"{prefix} announced ({vip.get('reason')})",
-                "see `ober status` and the exabgp journal",
+                not state["state_file_error"],
+                f"state file {config.health.state_file} is written",
+                state["state_file_error"] + f" (the health program runs as its unit's user; see {config_path})",
             )
         )
+        exabgp = state["exabgp"]
+        results.append(
+            (
+                exabgp["answering"],
+                f"ExaBGP answers its health program ({exabgp['problem'] or 'yes'})",
+                "journalctl -u exabgp",
+            )
+        )
+    for path, runtime in ((config.health.maintenance_file, False), (config.health.drain_file, True)):
+        found = inspect_drain_file(path)
+        if found.problem:
+            results.append(
+                (
+                    False,
+                    f"drain path {path}: {found.problem}",
+                    _not_a_file(Path(path)) or "check its parents' permissions",
+                )
+            )
+        else:
+            undrain = "ober undrain" + (" --runtime" if runtime else "")
+            results.append((not found.present, f"not drained by {path}", f"{undrain} (if the maintenance is over)"))
+    if state is not None:
+        for address, peer in sorted(state["sessions"].items()):
+            if not peer["configured"]:
+                continue
+            results.append(
+                (
+                    peer["state"] == "established",
+                    f"BGP session {describe_session(address, peer)}",
+                    f"on the router {address}: is the session to this node enabled, with this node's address and"
+                    f" AS{config.bgp.local_asn if config.bgp else '?'}? (journalctl -u exabgp)",
+                )
+            )
+        for prefix, vip in sorted(state["vips"].items()):
+            results.append(
+                (
+                    vip["state"] == "announced" and vip["acked"] is True,
+                    f"{prefix} {vip['state']} ({vip['reason']})",
+                    "see `ober status` and the exabgp journal",
+                )
+            )
     return results
 
 
@@ -271,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="health config (%(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
-    status = sub.add_parser("status", help="VIP states as the health program sees them")
+    status = sub.add_parser("status", help="VIPs, BGP sessions and ExaBGP as the health program sees them")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
     drain = sub.add_parser("drain", help="withdraw every VIP of this node (planned maintenance)")

@@ -2,8 +2,9 @@
 
 Pure logic, no I/O and no clock of its own, so every transition is unit-testable. The machine only says
 *when* the route must change; the caller turns that into an ExaBGP line. A VIP starts withdrawn (nothing is
-announced before it has proven itself `rise` times), and a drain withdraws at once: a planned drain must
-not wait for `fall` bad checks.
+announced before it has proven itself `rise` times) unless ExaBGP already announces it (`adopt`: a respawned
+health program takes over what the last one left), and a drain withdraws at once: a planned drain must not
+wait for `fall` bad checks.
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ class VipMachine:
         if self.route is Route.ANNOUNCED and self.bad_streak >= self.fall:
             return self._move(Route.WITHDRAWN, now)
         return None
+
+    def adopt(self, route: Route, now: float) -> None:
+        """Take the route ExaBGP really holds as this machine's (read from ExaBGP's adj-rib-out: a respawned
+        health program, or a drift). No line is due: ExaBGP already does what the machine now says. The
+        streaks stay, so an announced VIP that is failing is withdrawn after `fall` bad checks, not `rise`."""
+        if self.route is not route:
+            self.route = route
+            self.since = now
 
     def force_withdrawn(self, now: float) -> Change | None:
         """Withdraw now (shutdown); returns WITHDRAW only if the route was announced."""

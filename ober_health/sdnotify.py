@@ -1,8 +1,10 @@
-"""systemd's notify protocol (READY=1, WATCHDOG=1) without a dependency: one datagram per message.
+"""systemd's notify protocol (READY=1, WATCHDOG=1, WATCHDOG=trigger) without a dependency: one datagram each.
 
 ExaBGP keeps a dead API process's routes and respawns it, so a *hung* health program would leave a
 stale route up forever. The watchdog closes that hole: we ping after every completed check loop; if the
-pings stop, systemd kills exabgp.service, the BGP session drops and every route of this node goes.
+pings stop, systemd kills exabgp.service, the BGP session drops and every route of this node goes. The
+other way round, a hung ExaBGP (it stops answering us) gets WATCHDOG=trigger and no more pings: systemd
+restarts it at once, and the node comes back without a person.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""The state file `ober status` reads: written atomically after every check loop.
+"""The health program's state: one schema for its writer (ober-health) and its readers (`ober`, the deploy).
 
-Temp file in the same directory + `os.replace`, so a reader never sees half a file. It carries
-`updated_at` and the writer's pid so that a reader can tell a stale file (health program hung or gone)
-from a fresh one.
+ober-health writes it atomically after every check loop (temp file in the same directory + `os.replace`, so a
+reader never sees half a file) and serves the same JSON on its loopback status endpoint, so that a state
+directory that cannot be written never turns into "not running". `updated_at` and the writer's pid let a
+reader tell a stale state (health program hung or gone) from a fresh one.
+
+The TypedDicts below are the schema: mypy holds the writer and the readers to it, `validate_state` holds a
+file read from disk to it.
 """
 
 from __future__ import annotations
@@ -11,19 +15,114 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
-def write_state(path: Path, state: dict[str, Any]) -> None:
+class VipState(TypedDict):
+    state: Literal["announced", "withdrawn"]  # what this node tells ExaBGP
+    since: float | None  # when it last changed (or was adopted from ExaBGP's adj-rib-out)
+    last_ok: bool | None  # the last check's verdict
+    reason: str  # the last check's words
+    checked_at: float | None
+    good_streak: int
+    bad_streak: int
+    announces: int
+    withdraws: int
+    command: str | None  # the last command sent for it ("announce"/"withdraw"), None if none yet
+    acked: bool | None  # ExaBGP answered it: True `done` (or its adj-rib-out agrees), False `error`, None waiting
+    held_by: list[str]  # peers whose adj-rib-out held it at the last read
+
+
+class SessionState(TypedDict):
+    state: str  # established | down | connecting | unknown
+    since: float | None
+    reason: str  # why not established, in words ("" when established)
+    asn: int | None  # the configured peer AS; None: not in health.toml
+    configured: bool
+    family: int  # 4 or 6: the VIPs it can carry
+
+
+class ExabgpState(TypedDict):
+    answering: bool  # False: a command waited longer than `timeout` (ExaBGP hung: watchdog triggered)
+    problem: str
+    unanswered: int  # commands ExaBGP has not answered yet
+    oldest_unanswered: float | None  # seconds the oldest of them has waited
+    timeout: float  # the bound: past it, ExaBGP counts as hung
+    rib_read_at: float | None  # the last `show adj-rib out` answer
+    reconciled: str  # how this process started: what it found in ExaBGP's adj-rib-out
+
+
+class State(TypedDict):
+    version: int
+    program: str
+    pid: int
+    started_at: float
+    updated_at: float
+    round_started_at: float | None  # when the last check loop began (it read the drain files then)
+    interval: float
+    loops: int
+    phase: str  # reconciling | running | stopping
+    drained: bool
+    drain_reason: str
+    stopping: bool
+    state_file_error: str  # why the state file could not be written ("" when it could)
+    exabgp: ExabgpState
+    sessions: dict[str, SessionState]
+    vips: dict[str, VipState]
+
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "version": int,
+    "pid": int,
+    "updated_at": (int, float),
+    "interval": (int, float),
+    "loops": int,
+    "drained": bool,
+    "drain_reason": str,
+    "stopping": bool,
+    "exabgp": dict,
+    "sessions": dict,
+    "vips": dict,
+}
+
+
+def encode(state: State) -> bytes:
+    return (json.dumps(state, indent=1, sort_keys=True) + "\n").encode()
+
+
+def validate_state(data: Any, where: str) -> State:
+    """`data` as a State, or ValueError naming what is wrong (an old version, a missing key, a bad type)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: not an ober state (a JSON object)")
+    if data.get("version") != STATE_VERSION:
+        raise ValueError(
+            f"{where}: not an ober state file of version {STATE_VERSION} (version {data.get('version')!r})"
+        )
+    for key, kind in _REQUIRED.items():
+        if not isinstance(data.get(key), kind) or (kind is int and isinstance(data.get(key), bool)):
+            raise ValueError(f"{where}: {key} is missing or not a {getattr(kind, '__name__', kind)}")
+    for prefix, vip in data["vips"].items():
+        if not isinstance(vip, dict) or vip.get("state") not in ("announced", "withdrawn"):
+            raise ValueError(f"{where}: vips[{prefix!r}] is not a VIP state")
+    for address, session in data["sessions"].items():
+        if not isinstance(session, dict) or not isinstance(session.get("state"), str):
+            raise ValueError(f"{where}: sessions[{address!r}] is not a session state")
+    return cast(State, data)
+
+
+def write_state(path: Path, state: State) -> None:
     """Atomically replace `path` with `state` as JSON (mode 0644: operators read it unprivileged)."""
+    write_bytes(path, encode(state))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=1, sort_keys=True)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -31,9 +130,6 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
-def read_state(path: Path) -> dict[str, Any]:
-    """The last state written; raises OSError/ValueError when missing or unreadable."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        raise ValueError(f"{path}: not an ober state file of version {STATE_VERSION}")
-    return data
+def read_state(path: Path) -> State:
+    """The last state written; raises OSError when unreadable, ValueError when not a state of this version."""
+    return validate_state(json.loads(path.read_text(encoding="utf-8")), str(path))

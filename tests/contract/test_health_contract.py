@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -29,8 +30,12 @@ from typing import Any
 
 import pytest
 
+from ober_health.statefile import STATE_VERSION
+from tests.conftest import record_figure
+
 REPO = Path(__file__).resolve().parents[2]
 V4, V6 = "203.0.113.10/32", "2001:db8:203::10/128"
+PEER_V4, PEER_V6 = "198.51.100.1", "2001:db8::1"  # the sessions this test's ExaBGP has
 ANNOUNCE_V4 = "announce route 203.0.113.10/32 next-hop self med 100 community [65000:100]"
 ANNOUNCE_V6 = "announce route 2001:db8:203::10/128 next-hop self"
 WITHDRAW_V4 = "withdraw route 203.0.113.10/32 next-hop self"
@@ -160,14 +165,23 @@ class Files:
     state: Path
     maintenance: Path
     drain: Path
+    listen: str  # the status endpoint, "" when off
 
 
-def write_config(tmp_path: Path, health_url: str, **overrides: object) -> Files:
+def free_port() -> int:
+    """A loopback port nobody listens on now (the test machine is shared: never a fixed port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(tmp_path: Path, health_url: str, peers: bool = False, **overrides: object) -> Files:
     files = Files(
         config=tmp_path / "health.toml",
-        state=tmp_path / "state.json",
+        state=tmp_path / "run" / "state.json",
         maintenance=tmp_path / "maintenance",
-        drain=tmp_path / "drain",
+        drain=tmp_path / "run" / "drain",
+        listen=str(overrides.pop("status_listen", f"127.0.0.1:{free_port()}")),
     )
     settings: dict[str, object] = {
         "interval": INTERVAL,
@@ -180,9 +194,15 @@ def write_config(tmp_path: Path, health_url: str, **overrides: object) -> Files:
         "drain_file": str(files.drain),
         "state_file": str(files.state),
         "shutdown_ack_timeout": 1.0,
+        "status_listen": files.listen,
         **overrides,
     }
+    hold_time = settings.pop("hold_time", 9)
     lines = ["[health]", *(f"{key} = {json.dumps(value)}" for key, value in settings.items())]
+    if peers:
+        lines += ["", "[bgp]", "local_asn = 65001", 'router_id = "198.51.100.11"', f"hold_time = {hold_time}"]
+        lines += ["", "[[peer]]", f'address = "{PEER_V4}"', "asn = 65000"]
+        lines += ["", "[[peer]]", f'address = "{PEER_V6}"', "asn = 65000"]
     lines += ["", "[[vip]]", f'prefix = "{V4}"', "med = 100", 'communities = ["65000:100"]']
     lines += ["", "[[vip]]", f'prefix = "{V6}"']
     files.config.write_text("\n".join(lines) + "\n")
@@ -191,19 +211,32 @@ def write_config(tmp_path: Path, health_url: str, **overrides: object) -> Files:
 
 @dataclass
 class Program:
-    """One `ober-health` process; `ack` is what the test answers to each line ("done", "error" or None)."""
+    """One `ober-health` process and the test playing its ExaBGP.
+
+    `ack` is what the test answers to each route command ("done", "error" or None for nothing). Like ExaBGP,
+    the test keeps an adj-rib-out (`rib`: prefix -> peers) from the commands it acknowledged, and answers
+    `show adj-rib out` and `show neighbor json` from it and from `up` (the sessions it reports established),
+    unless `answer_shows` is off (a hung ExaBGP). Route commands go to `lines`/`seen`, shows to `shows`.
+    """
 
     proc: subprocess.Popen[bytes]
     files: Files
     ack: str | None = "done"
+    answer_shows: bool = True
+    show_delay: float = 0.0
+    rib: dict[str, set[str]] = field(default_factory=dict)
+    up: set[str] = field(default_factory=lambda: {PEER_V4, PEER_V6})
     lines: queue.Queue[str] = field(default_factory=queue.Queue)
     seen: list[str] = field(default_factory=list)
+    shows: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
     state_problems: list[str] = field(default_factory=list)
     states_read: int = 0
     _stop_watch: threading.Event = field(default_factory=threading.Event)
     _stdin_lock: threading.Lock = field(default_factory=threading.Lock)
     _readers: list[threading.Thread] = field(default_factory=list)
+    _later: queue.Queue[tuple[float, str]] = field(default_factory=queue.Queue)
+    _later_thread: threading.Thread | None = None
 
     def start_threads(self) -> None:
         self._readers = [
@@ -216,10 +249,55 @@ class Program:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             line = raw.decode().rstrip("\n")
+            if line.startswith("show "):
+                self.shows.append(line)
+                if self.answer_shows:
+                    self.send_at(time.monotonic() + self.show_delay, self.show(line))
+                continue
             self.seen.append(line)
             self.lines.put(line)
             if self.ack is not None:
+                if self.ack == "done":
+                    self.apply(line)
                 self.send(self.ack + "\n")
+
+    def apply(self, line: str) -> None:
+        """What ExaBGP's adj-rib-out does with an acknowledged route command (its peer selector honoured)."""
+        verb = "announce" if "announce route " in line else "withdraw"
+        selected, _, rest = line.partition(f"{verb} route ")
+        prefix = rest.split()[0]
+        family = 6 if ":" in prefix else 4
+        peers = set(re.findall(r"neighbor (\S+)", selected)) or {
+            peer for peer in (PEER_V4, PEER_V6) if (6 if ":" in peer else 4) == family
+        }
+        if verb == "announce":
+            self.rib.setdefault(prefix, set()).update(peers)
+        elif prefix in self.rib:
+            self.rib[prefix] -= peers
+            if not self.rib[prefix]:
+                del self.rib[prefix]
+
+    def show(self, line: str) -> str:
+        if line == "show adj-rib out":
+            out = []
+            for prefix, peers in sorted(self.rib.items()):
+                family = "ipv6" if ":" in prefix else "ipv4"
+                hop = "2001:db8::11" if family == "ipv6" else "198.51.100.11"
+                out += [f"{peer} {family} unicast {prefix} next-hop {hop}" for peer in sorted(peers)]
+            return "".join(f"{text}\n" for text in [*out, "done"])
+        if line == "show neighbor json":
+            table = [
+                {
+                    "state": "up" if peer in self.up else "down",
+                    "duration": 5 if peer in self.up else 0,
+                    "fsm": "ESTABLISHED" if peer in self.up else "ACTIVE",
+                    "local": {"address": "198.51.100.11", "as": 65001, "hold": 9},
+                    "peer": {"address": peer, "as": 65000, "hold": 3},
+                }
+                for peer in (PEER_V4, PEER_V6)
+            ]
+            return json.dumps(table) + "\ndone\n"
+        return "error\n"
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -234,14 +312,35 @@ class Program:
             except FileNotFoundError:
                 if self.states_read:
                     self.state_problems.append("state file disappeared")
+            except OSError:
+                pass  # a test made it unreadable on purpose
             else:
                 try:
                     state = json.loads(text)
-                    assert state["version"] == 1 and set(state["vips"]) == {V4, V6}
+                    assert state["version"] == STATE_VERSION and set(state["vips"]) == {V4, V6}
                 except (ValueError, KeyError, TypeError, AssertionError) as exc:
                     self.state_problems.append(f"{exc!r}: {text[:200]!r}")
                 self.states_read += 1
             time.sleep(0.005)
+
+    def send_at(self, due: float, text: str) -> None:
+        """Answer at `due` (a slow ExaBGP answers each command a while after it came), in order."""
+        if due <= time.monotonic() and self._later.empty():
+            self.send(text)
+            return
+        if self._later_thread is None:
+            self._later_thread = threading.Thread(target=self._send_later, daemon=True)
+            self._later_thread.start()
+        self._later.put((due, text))
+
+    def _send_later(self) -> None:
+        while not self._stop_watch.is_set():
+            try:
+                due, text = self._later.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            time.sleep(max(0.0, due - time.monotonic()))
+            self.send(text)
 
     def send(self, text: str | bytes) -> None:
         data = text.encode() if isinstance(text, str) else text
@@ -325,30 +424,49 @@ class Program:
 StartProgram = Callable[..., Program]
 
 
+def program_env(notify: NotifySocket | None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        # the probe of the local HAProxy must never take a proxy: with one dead, nothing would announce
+        "http_proxy": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "no_proxy": "",
+    }
+    if notify is not None:
+        env["NOTIFY_SOCKET"] = notify.path
+    else:
+        env.pop("NOTIFY_SOCKET", None)
+    return env
+
+
 @pytest.fixture
 def start(tmp_path: Path, health: HealthServer, notify: NotifySocket) -> Iterator[StartProgram]:
     started: list[Program] = []
 
-    def run(ack: str | None = "done", **overrides: object) -> Program:
-        files = write_config(tmp_path, health.url, **overrides)
-        env = {
-            **os.environ,
-            "NOTIFY_SOCKET": notify.path,
-            "PYTHONPATH": str(REPO),
-            # the probe of the local HAProxy must never take a proxy: with one dead, nothing would announce
-            "http_proxy": "http://127.0.0.1:9",
-            "HTTP_PROXY": "http://127.0.0.1:9",
-            "no_proxy": "",
-        }
+    def run(
+        ack: str | None = "done",
+        rib: dict[str, set[str]] | None = None,
+        before: bytes = b"",
+        wrap: list[str] | None = None,
+        peers: bool = False,
+        **overrides: object,
+    ) -> Program:
+        """`rib`: what ExaBGP already announces (left by a previous process); `before`: what ExaBGP wrote to
+        the program's stdin before it runs (answers meant for the previous one); `wrap`: a command prefix."""
+        files = write_config(tmp_path, health.url, peers=peers, **overrides)
+        files.state.parent.mkdir(exist_ok=True)
         proc = subprocess.Popen(
-            [*OBER_HEALTH, "--config", str(files.config)],
+            [*(wrap or []), *OBER_HEALTH, "--config", str(files.config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
+            env=program_env(notify),
             cwd=tmp_path,
         )
-        program = Program(proc, files, ack=ack)
+        program = Program(proc, files, ack=ack, rib={k: set(v) for k, v in (rib or {}).items()})
+        if before:
+            program.send(before)
         started.append(program)
         program.start_threads()
         return program
@@ -488,10 +606,24 @@ def test_ober_drain_wait_and_undrain(start: StartProgram) -> None:
 # ---- what ExaBGP writes to us
 
 
-def test_error_reply_is_logged_and_the_program_goes_on(start: StartProgram, health: HealthServer) -> None:
+def test_error_reply_is_logged_shown_and_the_announce_retried(start: StartProgram, health: HealthServer) -> None:
+    """ExaBGP refused the announce: the route is not out there. Status says so; the next read of ExaBGP's
+    adj-rib-out finds the VIP missing, and it is announced again after `rise` good checks."""
     program = announced(start, ack="error")
-    wait_for(lambda: any("ExaBGP rejected a command: error" in line for line in program.stderr), "the error logged")
+    wait_for(lambda: any(f"ExaBGP rejected `{ANNOUNCE_V4}`" in line for line in program.stderr), "the error logged")
+    wait_for(lambda: program.state()["vips"][V4]["acked"] is False, "the rejection in the state")
+
+    def rejection_shown() -> bool:  # until the next read of ExaBGP's RIB finds the VIP missing (<= 1 s)
+        code, status, _ = ober_status(program.files)
+        return code == 1 and f"{V4}: ExaBGP rejected (error) the announce" in status["problems"]
+
+    wait_for(rejection_shown, "ober status to show the rejection")
     program.ack = "done"
+    wait_for(lambda: ober_status(program.files)[0] == 0, "ober status to be green (a retry accepted)")
+    assert any("ExaBGP does not announce it although this process did" in line for line in program.stderr)
+    assert set(program.seen) == {ANNOUNCE_V4, ANNOUNCE_V6}, "retries are announces, nothing else"
+    while not program.lines.empty():
+        program.lines.get()
     health.status = 503
     assert program.next_lines(2) == [WITHDRAW_V4, WITHDRAW_V6]
     assert program.proc.poll() is None
@@ -515,9 +647,8 @@ def test_neighbor_events_blank_lines_and_garbage_are_survived(start: StartProgra
     program.send(b"\xff\xfe not utf-8 \xc3\n")
     program.assert_quiet()
     assert program.proc.poll() is None
-    assert any("BGP session with 198.51.100.1 up" in line for line in program.stderr), program.stderr
-    assert any("BGP session with 198.51.100.1 down" in line for line in program.stderr), program.stderr
-    assert any("BGP session with 2001:db8::1 up" in line for line in program.stderr), program.stderr
+    assert any("BGP session with 198.51.100.1 established" in line for line in program.stderr), program.stderr
+    assert any("BGP session with 198.51.100.1 down: peer reset" in line for line in program.stderr), program.stderr
     assert not any("Traceback" in line for line in program.stderr), program.stderr
     # and it still does its job
     health.status = 503
@@ -673,7 +804,7 @@ def test_state_file_is_complete_json_throughout_and_records_transitions(
     program.files.maintenance.unlink()
     program.next_lines(2)
     state = program.settled_state()
-    assert state["version"] == 1 and state["pid"] == program.proc.pid and state["interval"] == INTERVAL
+    assert state["version"] == STATE_VERSION and state["pid"] == program.proc.pid and state["interval"] == INTERVAL
     for prefix in (V4, V6):
         vip = state["vips"][prefix]
         assert vip["state"] == "announced"
@@ -721,6 +852,300 @@ def test_ober_status_sees_a_stale_state_as_not_running(start: StartProgram) -> N
         wait_for(lambda: ober_status(program.files)[0] == 2, "ober status to call the state stale", timeout=15)
     finally:
         program.proc.send_signal(signal.SIGCONT)
+
+
+# ---- a respawn: what ExaBGP already announces for us
+
+
+BOTH_HELD = {V4: {PEER_V4}, V6: {PEER_V6}}
+
+
+def test_respawned_on_a_healthy_node_it_takes_the_routes_over_without_a_line(start: StartProgram) -> None:
+    program = start(rib=BOTH_HELD)
+    wait_for(lambda: program.files.state.exists() and program.state()["loops"] >= RISE + 2, "a few loops")
+    program.assert_quiet(1.5)  # a probe of ExaBGP's RIB and sessions every second, never a route line
+    assert program.shows.count("show adj-rib out") >= 2 and program.seen == []
+    state = program.settled_state()
+    assert {p: (v["state"], v["acked"]) for p, v in state["vips"].items()} == {
+        V4: ("announced", True),
+        V6: ("announced", True),
+    }
+    assert "held 2 of 2 VIP(s)" in state["exabgp"]["reconciled"]
+    assert ober_status(program.files)[0] == 0
+
+
+def test_respawned_on_a_failing_node_it_withdraws_within_fall_checks(start: StartProgram, health: HealthServer) -> None:
+    health.status = 503
+    started = time.monotonic()
+    program = start(rib=BOTH_HELD)
+    assert program.next_lines(2) == [WITHDRAW_V4, WITHDRAW_V6]
+    record_figure("contract: respawn on a failing node -> withdraw lines", time.monotonic() - started)
+    assert program.rib == {}
+    assert program.settled_state()["vips"][V4]["bad_streak"] >= FALL
+
+
+def test_answers_meant_for_the_previous_process_are_not_taken_for_ours(
+    start: StartProgram, health: HealthServer
+) -> None:
+    """ExaBGP ran the dead process's last commands after respawning us: their `done` sit in our stdin before
+    we ask anything. Taken for the answer to `show adj-rib out`, they would read as "nothing announced" and
+    the failing node would keep its routes."""
+    health.status = 503
+    program = start(rib=BOTH_HELD, before=b"done\nerror\n")
+    assert program.next_lines(2) == [WITHDRAW_V4, WITHDRAW_V6]
+    assert any("ignored 'done': an answer to the previous health program" in line for line in program.stderr)
+
+
+def test_a_prefix_the_config_no_longer_has_is_withdrawn_at_start(start: StartProgram) -> None:
+    program = start(rib={"203.0.113.99/32": {PEER_V4}}, peers=True)
+    assert program.next_lines(1) == [f"neighbor {PEER_V4} withdraw route 203.0.113.99/32 next-hop self"]
+    assert program.next_lines(2) == [f"neighbor {PEER_V4} {ANNOUNCE_V4}", f"neighbor {PEER_V6} {ANNOUNCE_V6}"]
+
+
+# ---- sessions
+
+
+def test_route_lines_name_the_peers_of_their_family(start: StartProgram, health: HealthServer) -> None:
+    program = start(peers=True)
+    assert program.next_lines(2) == [f"neighbor {PEER_V4} {ANNOUNCE_V4}", f"neighbor {PEER_V6} {ANNOUNCE_V6}"]
+    health.status = 503
+    assert program.next_lines(2) == [f"neighbor {PEER_V4} {WITHDRAW_V4}", f"neighbor {PEER_V6} {WITHDRAW_V6}"]
+
+
+def ober(files: Files, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*OBER, "--config", str(files.config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def test_a_refused_session_turns_status_and_doctor_red_naming_the_peer_and_why(start: StartProgram) -> None:
+    program = start(peers=True)
+    program.next_lines(2)
+    wait_for(lambda: ober_status(program.files)[0] == 0, "ober status green")
+    program.up.discard(PEER_V4)  # the router refuses us from now on: a wrong AS in its config
+    for _ in range(2):
+        program.send(f"neighbor {PEER_V4} down - notification received (2,2)\n")
+        program.send(f"neighbor {PEER_V4} connected\n")
+        program.send(f"neighbor {PEER_V4} receive notification code 2 subcode 2 data 0x0000FDE9\n")
+    program.send(f"neighbor {PEER_V4} down - notification received (2,2)\n")
+    wait_for(lambda: ober_status(program.files)[0] == 1, "ober status red")
+    _, status, _ = ober_status(program.files)
+    session = status["sessions"][PEER_V4]
+    assert (session["state"], session["asn"]) == ("down", 65000)
+    assert session["reason"].startswith("peer sent NOTIFICATION: OPEN message error / Bad Peer AS"), session
+    assert any(
+        f"{V4} announced but no established IPv4 BGP session carries it: {PEER_V4} (AS65000)" in line
+        for line in status["problems"]
+    ), status["problems"]
+    assert status["sessions"][PEER_V6]["state"] == "established" and status["vips"][V6]["state"] == "announced"
+    human = ober(program.files, "status")
+    assert human.returncode == 1
+    assert f"{PEER_V4} (AS65000): down since " in human.stdout
+    assert ": peer sent NOTIFICATION: OPEN message error / Bad Peer AS" in human.stdout, human.stdout
+    doctor = ober(program.files, "doctor")
+    assert doctor.returncode == 1
+    assert f"FAIL  BGP session {PEER_V4} (AS65000): down" in doctor.stdout and f"router {PEER_V4}" in doctor.stdout
+    assert any("Bad Peer AS" in line and PEER_V4 in line for line in program.stderr), "the journal says why"
+    program.up.add(PEER_V4)
+    program.send(f"neighbor {PEER_V4} up\n")
+    wait_for(lambda: ober_status(program.files)[0] == 0, "ober status green again")
+
+
+# ---- ExaBGP's liveness
+
+
+def test_a_hung_exabgp_gets_watchdog_trigger_and_no_more_pings(start: StartProgram, notify: NotifySocket) -> None:
+    program = start(peers=True, hold_time=3)
+    program.next_lines(2)
+    wait_for(lambda: notify.count("WATCHDOG=1") >= 5, "pings")
+    program.answer_shows = False  # ExaBGP stops answering (SIGSTOPped, or its loop stuck)
+    program.ack = None
+    started = time.monotonic()
+    wait_for(lambda: notify.count("WATCHDOG=trigger") == 1, "WATCHDOG=trigger", timeout=15)
+    record_figure("contract: ExaBGP silent -> WATCHDOG=trigger (hold 3 s)", time.monotonic() - started)
+    pings = notify.count("WATCHDOG=1")
+    time.sleep(1.0)
+    assert notify.count("WATCHDOG=1") == pings and notify.count("WATCHDOG=trigger") == 1
+    assert any("ExaBGP has not answered" in line and "WATCHDOG=trigger" in line for line in program.stderr)
+    code, status, _ = ober_status(program.files)
+    assert code == 1 and status["exabgp"]["answering"] is False, status
+
+
+def test_a_slow_exabgp_is_not_a_hung_one(start: StartProgram, notify: NotifySocket) -> None:
+    program = start(peers=True, hold_time=3)
+    program.next_lines(2)
+    program.show_delay = 2.5  # every answer 2.5 s late, inside the 3 s bound
+    time.sleep(8.0)
+    assert notify.count("WATCHDOG=trigger") == 0
+    assert program.proc.poll() is None and program.state()["exabgp"]["answering"] is True
+
+
+# ---- the truth when the state file cannot be written, and odd drain paths
+
+
+def read_only_state_dir(files: Files) -> list[str]:
+    """Run the program in its own mount namespace where the state directory is read-only (root is refused
+    too): what a read-only or full /run looks like to it. The CLI, outside, still sees the old file."""
+    directory = str(files.state.parent)
+    script = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", directory]
+
+
+def stale_state_file(files: Files) -> None:
+    """A state file left by an earlier run: announced, written by a pid that is gone."""
+    vip = {
+        "state": "announced",
+        "since": 1.0,
+        "last_ok": True,
+        "reason": "ok",
+        "checked_at": 1.0,
+        "good_streak": 3,
+        "bad_streak": 0,
+        "announces": 1,
+        "withdraws": 0,
+        "command": "announce",
+        "acked": True,
+        "held_by": [],
+    }
+    exabgp = {
+        "answering": True,
+        "problem": "",
+        "unanswered": 0,
+        "oldest_unanswered": None,
+        "timeout": 9.0,
+        "rib_read_at": 1.0,
+        "reconciled": "",
+    }
+    old = {
+        "version": STATE_VERSION,
+        "program": "ober-health",
+        "pid": 2**22 + 12345,  # no such process
+        "started_at": 1.0,
+        "updated_at": time.time() - 3600,
+        "round_started_at": 1.0,
+        "interval": INTERVAL,
+        "loops": 10,
+        "phase": "running",
+        "drained": False,
+        "drain_reason": "",
+        "stopping": False,
+        "state_file_error": "",
+        "exabgp": exabgp,
+        "sessions": {},
+        "vips": {V4: vip, V6: vip},
+    }
+    files.state.parent.mkdir(exist_ok=True)
+    files.state.write_text(json.dumps(old))
+
+
+def test_unwritable_state_file_status_says_the_truth_from_the_endpoint(start: StartProgram, tmp_path: Path) -> None:
+    files = write_config(tmp_path, "http://127.0.0.1:9/")
+    stale_state_file(files)
+    program = start(wrap=read_only_state_dir(files))
+    program.next_lines(2)
+    wait_for(lambda: ober_status(program.files)[0] == 0, "ober status from the endpoint")
+    _, status, _ = ober_status(program.files)
+    assert status["source"] == "status endpoint" and status["pid"] == program.proc.pid, status
+    assert any("cannot write" in w and "Read-only file system" in w for w in status["warnings"]), status
+    assert any("cannot write" in line and "Read-only" in line for line in program.stderr)
+    human = ober(program.files, "status")
+    assert "NOT RUNNING" not in human.stdout and "WARNING: cannot write" in human.stdout, human.stdout
+    doctor = ober(program.files, "doctor")
+    assert doctor.returncode == 1 and f"FAIL  state file {program.files.state} is written" in doctor.stdout
+
+
+def test_unwritable_state_file_and_no_endpoint_status_says_unknown_and_drain_does_not_claim(
+    start: StartProgram, tmp_path: Path
+) -> None:
+    files = write_config(tmp_path, "http://127.0.0.1:9/", status_listen="")
+    stale_state_file(files)
+    program = start(wrap=read_only_state_dir(files), status_listen="")
+    program.next_lines(2)
+    code, status, _ = ober_status(program.files)
+    assert code == 4 and status["running"] is False, status
+    assert "runs but its state cannot be read" in status["error"] and "is unknown" in status["error"]
+    human = ober(program.files, "status")
+    assert human.returncode == 4 and "NOT RUNNING" not in human.stdout and "STATE UNKNOWN" in human.stdout
+    drain = ober(program.files, "drain", "--wait", "--timeout", "3")
+    assert program.next_lines(2) == [WITHDRAW_V4, WITHDRAW_V6]  # it did withdraw...
+    assert drain.returncode == 1, drain.stdout + drain.stderr  # ...but nothing can confirm it: no claim
+    assert "every VIP withdrawn" not in drain.stdout
+    assert "withdraw not confirmed after 3s" in drain.stderr and "cannot be read" in drain.stderr, drain.stderr
+
+
+def test_a_maintenance_path_that_is_a_directory_is_a_clear_error_everywhere(start: StartProgram) -> None:
+    program = announced(start)
+    program.files.maintenance.mkdir()
+    assert program.next_lines(2) == [WITHDRAW_V4, WITHDRAW_V6]  # present: drained, the safe side
+    reason = f"{program.files.maintenance} is a directory, not a drain file"
+    wait_for(lambda: reason in program.state()["drain_reason"], "the reason in the state")
+    said = sum(reason in line for line in program.stderr)
+    program.assert_quiet()
+    assert said == sum(reason in line for line in program.stderr), "logged when it changed, not every loop"
+    assert any(line.endswith(f"{reason}: counted as present") for line in program.stderr), program.stderr
+    code, status, _ = ober_status(program.files)
+    assert code == 1 and reason in status["drain_reason"]
+    for command in (["drain"], ["undrain"]):
+        result = ober(program.files, *command)
+        assert result.returncode == 1, result
+        assert f"{program.files.maintenance} is a directory, not a drain file: remove it yourself (rmdir)" in (
+            result.stderr
+        )
+        assert "Traceback" not in result.stderr + result.stdout
+    doctor = ober(program.files, "doctor")
+    lines = doctor.stdout.splitlines()
+    failed = next(i for i, line in enumerate(lines) if line.startswith(f"FAIL  drain path {program.files.maintenance}"))
+    assert doctor.returncode == 1 and "rmdir" in lines[failed + 1] and "ober undrain" not in lines[failed + 1]
+    program.files.maintenance.rmdir()
+    assert program.next_lines(2) == [ANNOUNCE_V4, ANNOUNCE_V6]
+
+
+def test_a_maintenance_path_the_program_cannot_check_counts_as_drained(health: HealthServer) -> None:
+    """ober-health runs as an unprivileged user (`ober` on a node): a maintenance file it cannot stat
+    (EACCES) must not read as "not drained" - the operator may have drained the node."""
+    work = Path(tempfile.mkdtemp(prefix="ober-contract-"))
+    try:
+        work.chmod(0o755)
+        locked = work / "locked"
+        locked.mkdir(mode=0o700)  # root's: the program cannot look inside
+        run = work / "run"
+        run.mkdir()
+        shutil.chown(run, "nobody")
+        files = write_config(work, health.url, maintenance_file=str(locked / "maintenance"))
+        files.config.chmod(0o644)
+        proc = subprocess.Popen(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                *OBER_HEALTH,
+                "--config",
+                str(files.config),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=program_env(None),
+            cwd=work,
+        )
+        program = Program(proc, files)
+        program.start_threads()
+        try:
+            wait_for(lambda: files.state.exists() and program.state()["loops"] >= RISE + 2, "a few loops")
+            program.assert_quiet()  # never announced
+            state = program.state()
+            assert state["drained"] is True and "Permission denied" in state["drain_reason"], state
+            assert any("cannot check" in line and "counted as present" in line for line in program.stderr)
+        finally:
+            program.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---- --check

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
 from ober_health.checks import check_backend, check_http, parse_show_stat, read_stats, up_servers
 from ober_health.config import VipConfig
@@ -169,44 +168,37 @@ backend be_none
             print((tmp_path / "haproxy.log").read_text())
 
 
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False
-        yield session
-
-
 # ---- check_http
 
 
-def test_http_200_while_a_backend_server_is_up(haproxy: Haproxy, session: requests.Session) -> None:
-    result = check_http(session, haproxy.health_url, TIMEOUT)
+def test_http_200_while_a_backend_server_is_up(haproxy: Haproxy) -> None:
+    result = check_http(haproxy.health_url, TIMEOUT)
     assert result.ok, result
     assert result.reason == f"{haproxy.health_url} answered 200"
 
 
-def test_http_503_when_monitor_fail_matches_and_200_again(haproxy: Haproxy, session: requests.Session) -> None:
+def test_http_503_when_monitor_fail_matches_and_200_again(haproxy: Haproxy) -> None:
     haproxy.stop_backend()
     wait_for(lambda: haproxy.status("be_app", "s1").startswith("DOWN"), "be_app/s1 DOWN")
-    result = check_http(session, haproxy.health_url, TIMEOUT)
+    result = check_http(haproxy.health_url, TIMEOUT)
     assert not result.ok
     assert result.reason == f"{haproxy.health_url} answered 503"
     haproxy.start_backend()
-    wait_for(lambda: check_http(session, haproxy.health_url, TIMEOUT).ok, "the health URL to answer 200 again")
+    wait_for(lambda: check_http(haproxy.health_url, TIMEOUT).ok, "the health URL to answer 200 again")
 
 
-def test_http_refused_when_nothing_listens(session: requests.Session) -> None:
+def test_http_refused_when_nothing_listens() -> None:
     url = f"http://127.0.0.1:{free_port()}/health"
-    result = check_http(session, url, TIMEOUT)
+    result = check_http(url, TIMEOUT)
     assert not result.ok
     assert result.reason == f"{url} unreachable (Connection refused)"
 
 
-def test_http_and_stats_time_out_on_a_hung_haproxy(haproxy: Haproxy, session: requests.Session) -> None:
+def test_http_and_stats_time_out_on_a_hung_haproxy(haproxy: Haproxy) -> None:
     os.killpg(haproxy.proc.pid, signal.SIGSTOP)  # master and worker: the kernel still accepts connections
     try:
         started = time.monotonic()
-        result = check_http(session, haproxy.health_url, TIMEOUT)
+        result = check_http(haproxy.health_url, TIMEOUT)
         elapsed = time.monotonic() - started
         assert not result.ok
         assert result.reason == f"{haproxy.health_url} did not answer within 0.5s"
@@ -216,13 +208,13 @@ def test_http_and_stats_time_out_on_a_hung_haproxy(haproxy: Haproxy, session: re
         assert error == f"{haproxy.socket_path} did not answer within 0.5s"
     finally:
         os.killpg(haproxy.proc.pid, signal.SIGCONT)
-    wait_for(lambda: check_http(session, haproxy.health_url, TIMEOUT).ok, "HAProxy to answer after SIGCONT")
+    wait_for(lambda: check_http(haproxy.health_url, TIMEOUT).ok, "HAProxy to answer after SIGCONT")
     assert read_stats(haproxy.socket_path, TIMEOUT)[0] is not None
 
 
-def test_http_after_haproxy_is_killed(haproxy: Haproxy, session: requests.Session) -> None:
+def test_http_after_haproxy_is_killed(haproxy: Haproxy) -> None:
     stop_group(haproxy.proc)
-    result = check_http(session, haproxy.health_url, TIMEOUT)
+    result = check_http(haproxy.health_url, TIMEOUT)
     assert not result.ok and "Connection refused" in result.reason, result
     # its socket file is still there, with nobody behind it
     assert os.path.exists(haproxy.socket_path)

@@ -9,8 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ober_health.config import VipConfig
-from ober_health.exabgp import Event, EventKind, announce_line, parse_line, withdraw_line
+from ober_health.config import PeerConfig, VipConfig
+from ober_health.exabgp import (
+    Event,
+    EventKind,
+    PeerSnapshot,
+    announce_line,
+    notification_words,
+    parse_line,
+    withdraw_line,
+    withdraw_prefix_line,
+)
 
 # ---- out: announce / withdraw
 
@@ -47,6 +56,43 @@ def test_ipv6_lines() -> None:
     vip = VipConfig("2001:db8:203::10/128", med=50, communities=("65000:600",))
     assert announce_line(vip) == "announce route 2001:db8:203::10/128 next-hop self med 50 community [65000:600]"
     assert withdraw_line(vip) == "withdraw route 2001:db8:203::10/128 next-hop self"
+
+
+def test_selector_names_each_peer_of_the_family() -> None:
+    peers = (PeerConfig("198.51.100.1", 65000), PeerConfig("198.51.100.2", 65000))
+    vip = VipConfig("203.0.113.10/32", med=100)
+    assert announce_line(vip, peers) == (
+        "neighbor 198.51.100.1 , neighbor 198.51.100.2 announce route 203.0.113.10/32 next-hop self med 100"
+    )
+    assert withdraw_line(vip, peers[:1]) == "neighbor 198.51.100.1 withdraw route 203.0.113.10/32 next-hop self"
+    assert withdraw_prefix_line("203.0.113.99/32", ["198.51.100.2"]) == (
+        "neighbor 198.51.100.2 withdraw route 203.0.113.99/32 next-hop self"
+    )
+
+
+def _exabgp_peer_name(address: str, local: str) -> str:
+    """A peer's key in ExaBGP's reactor, as `neighbor.name()` makes it (seen in its logs)."""
+    rest = "local-as 65001 peer-as 65000 router-id 198.51.100.11 family-allowed in-open"
+    return f"neighbor {address} local-ip {local} {rest}"
+
+
+def test_exabgp_sends_a_selected_line_to_exactly_the_named_peers() -> None:
+    """ExaBGP's own selector code (reactor/api/command/limit.py), on the peer keys its reactor uses: an IPv4
+    route goes to the IPv4 sessions only, so ExaBGP never logs "route family not configured on neighbor"."""
+    from exabgp.reactor.api.command.limit import extract_neighbors, match_neighbors
+
+    v4 = [_exabgp_peer_name("198.51.100.1", "198.51.100.11"), _exabgp_peer_name("198.51.100.2", "198.51.100.11")]
+    v6 = [_exabgp_peer_name("2001:db8::1", "2001:db8::11")]
+    peers = (PeerConfig("198.51.100.1", 65000), PeerConfig("198.51.100.2", 65000))
+    vip = VipConfig("203.0.113.10/32", med=100, communities=("65000:100",))
+    descriptions, command = extract_neighbors(announce_line(vip, peers))
+    assert match_neighbors([*v4, *v6], descriptions) == v4
+    assert _exabgp_routes(command) == [_expected(vip)]
+    descriptions, command = extract_neighbors(
+        withdraw_line(VipConfig("2001:db8:203::10/128"), (PeerConfig("2001:db8::1", 1),))
+    )
+    assert match_neighbors([*v4, *v6], descriptions) == v6
+    assert command == "withdraw route 2001:db8:203::10/128 next-hop self"
 
 
 def test_lines_are_single_lines_without_newline() -> None:
@@ -135,10 +181,18 @@ def test_property_exabgp_reads_back_every_valid_vip(vip: VipConfig) -> None:
         ("neighbor 198.51.100.1 up", Event(EventKind.NEIGHBOR_UP, "neighbor 198.51.100.1 up", "198.51.100.1")),
         (
             "neighbor 198.51.100.1 down - peer reset the session\n",
-            Event(EventKind.NEIGHBOR_DOWN, "neighbor 198.51.100.1 down - peer reset the session", "198.51.100.1"),
+            Event(
+                EventKind.NEIGHBOR_DOWN,
+                "neighbor 198.51.100.1 down - peer reset the session",
+                "198.51.100.1",
+                "peer reset the session",
+            ),
         ),
         ("neighbor 2001:db8::1 up", Event(EventKind.NEIGHBOR_UP, "neighbor 2001:db8::1 up", "2001:db8::1")),
-        ("neighbor 198.51.100.1 connected", Event(EventKind.OTHER, "neighbor 198.51.100.1 connected")),
+        (
+            "neighbor 198.51.100.1 connected",
+            Event(EventKind.NEIGHBOR_CONNECTED, "neighbor 198.51.100.1 connected", "198.51.100.1"),
+        ),
         ("shutdown", Event(EventKind.SHUTDOWN, "shutdown")),
         ("shutdown 1234 1", Event(EventKind.SHUTDOWN, "shutdown 1234 1")),
         ("neighbor", Event(EventKind.OTHER, "neighbor")),
@@ -176,7 +230,7 @@ def test_json_neighbor_up_and_down() -> None:
     assert parse_line(up) == Event(EventKind.NEIGHBOR_UP, up, "198.51.100.1")
     assert parse_line(down + "\n") == Event(EventKind.NEIGHBOR_DOWN, down, "198.51.100.1")
     connected = _exabgp_json_state("198.51.100.1", "connected")
-    assert parse_line(connected) == Event(EventKind.OTHER, connected)
+    assert parse_line(connected) == Event(EventKind.NEIGHBOR_CONNECTED, connected, "198.51.100.1")
 
 
 def test_json_state_from_exabgps_own_encoder() -> None:
@@ -235,7 +289,13 @@ def test_json_shutdown_notification() -> None:
 )
 def test_odd_json_never_raises(line: str) -> None:
     event = parse_line(line)
-    assert event is not None and event.kind in (EventKind.NEIGHBOR_UP, EventKind.NEIGHBOR_DOWN, EventKind.OTHER)
+    assert event is not None and event.kind in (
+        EventKind.NEIGHBOR_UP,
+        EventKind.NEIGHBOR_DOWN,
+        EventKind.NEIGHBOR_TABLE,
+        EventKind.OTHER,
+    )
+    assert all(peer.address for peer in event.peers)
 
 
 @given(st.text())
@@ -259,3 +319,106 @@ _json_values = st.recursive(
 def test_property_any_json_line_never_raises(value: object) -> None:
     event = parse_line(json.dumps(value))
     assert event is not None and isinstance(event.kind, EventKind)
+
+
+# ---- in: replies to our `show` commands, and why a session failed
+
+
+def test_adj_rib_out_lines_as_exabgp_5_writes_them() -> None:
+    """`show adj-rib out` on ExaBGP 5.0.15 (seen against BIRD): `<peer> <afi> <safi> <prefix> next-hop <nh>`."""
+    event = parse_line("198.51.100.1 ipv4 unicast 203.0.113.10/32 next-hop 198.51.100.11")
+    assert event is not None and event.kind is EventKind.RIB_ROUTE
+    assert (event.neighbor, event.prefix) == ("198.51.100.1", "203.0.113.10/32")
+    event = parse_line("2001:db8:100::1 ipv6 unicast 2001:db8:203::10/128 next-hop 2001:db8:100::11")
+    assert event is not None and (event.neighbor, event.prefix) == ("2001:db8:100::1", "2001:db8:203::10/128")
+
+
+def test_neighbor_table_from_exabgps_own_encoding() -> None:
+    """`show neighbor json` is `json.dumps` of NeighborTemplate.as_dict (reactor/api/command/neighbor.py)."""
+    from exabgp.bgp.neighbor import NeighborTemplate
+
+    def answer(peer: str, state: str, duration: int, peer_hold: int | None) -> dict[str, object]:
+        return {
+            "down": 30,
+            "duration": duration,
+            "local-address": "198.51.100.11",
+            "peer-address": peer,
+            "local-as": 65001,
+            "peer-as": 65000,
+            "local-id": "198.51.100.11",
+            "peer-id": None,
+            "local-hold": 9,
+            "peer-hold": peer_hold,
+            "state": state,
+            "capabilities": {},
+            "families": {},
+            "messages": {"open": (1, 1), "total": (1, 1)},
+        }
+
+    table = [
+        NeighborTemplate.as_dict(answer("198.51.100.1", "ESTABLISHED", 12, 3)),
+        NeighborTemplate.as_dict(answer("2001:db8:100::1", "ACTIVE", 0, None)),
+    ]
+    event = parse_line(json.dumps(table))
+    assert event is not None and event.kind is EventKind.NEIGHBOR_TABLE
+    assert event.peers == (
+        PeerSnapshot("198.51.100.1", "ESTABLISHED", 12, 3),
+        PeerSnapshot("2001:db8:100::1", "ACTIVE", 0, None),
+    )
+    # ExaBGP says "down" in its first second of a session (duration 0): the fsm is what counts
+    first_second = parse_line(json.dumps([NeighborTemplate.as_dict(answer("198.51.100.1", "ESTABLISHED", 0, 3))]))
+    assert first_second is not None and first_second.peers[0].established
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (
+            "neighbor 198.51.100.1 down - notification received (2,2)",
+            "peer sent NOTIFICATION: OPEN message error / Bad Peer AS",
+        ),
+        (
+            "neighbor 198.51.100.1 down - notification sent (4,0)",
+            "ExaBGP sent NOTIFICATION: Hold timer expired / Unspecific",
+        ),
+        (
+            "neighbor 198.51.100.1 down - notification received (6,2)",
+            "peer sent NOTIFICATION: Cease / Administrative Shutdown",
+        ),
+        ("neighbor 198.51.100.1 down - closing connection", "connection closed (TCP)"),
+    ],
+)
+def test_down_reasons_in_words(line: str, reason: str) -> None:
+    event = parse_line(line)
+    assert event is not None and event.kind is EventKind.NEIGHBOR_DOWN and event.reason == reason
+
+
+def test_a_received_notification_from_exabgps_own_encoder_in_words() -> None:
+    """The line ExaBGP writes with `receive { parsed; notification; }`, for the NOTIFICATIONs BIRD sends: a
+    wrong peer AS (BIRD adds the AS it got as data: binary, not shown) and `birdc disable <p> "message"`."""
+    from exabgp.bgp.message.notification import Notification
+    from exabgp.reactor.api.response.text import Text
+
+    encoder = Text("5.0.15")
+    neighbor = {"peer-address": "198.51.100.1"}
+    bad_as = Notification.unpack_message(bytes([2, 2]) + (65001).to_bytes(4, "big"))
+    line = encoder.notification(neighbor, "receive", bad_as, None, b"", b"")
+    event = parse_line(line)
+    assert event is not None and event.kind is EventKind.NOTIFICATION and event.code == (2, 2)
+    assert event.reason == "peer sent NOTIFICATION: OPEN message error / Bad Peer AS"
+    text = b"planned maintenance"
+    shutdown = Notification.unpack_message(bytes([6, 2, len(text)]) + text)
+    event = parse_line(encoder.notification(neighbor, "receive", shutdown, None, b"", b""))
+    assert event is not None and event.direction == "receive"
+    assert (
+        event.reason
+        == 'peer sent NOTIFICATION: Cease / Administrative Shutdown / Shutdown Communication: "planned maintenance"'
+    )
+
+
+def test_notification_words_come_from_exabgps_classes() -> None:
+    from exabgp.bgp.message.notification import Notification
+
+    for (code, subcode), name in Notification._str_subcode.items():
+        assert notification_words(code, subcode) == f"{Notification._str_code.get(code, 'unknown error')} / {name}"
+    assert notification_words(9, 9) == "unknown error / unknow reason"  # ExaBGP's spelling, not a crash

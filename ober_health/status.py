@@ -1,0 +1,254 @@
+"""What `ober status` (and `drain --wait`, `doctor`) know about the health program: its state, where it came
+from, whether it is fresh, and the verdict as an exit code with the reasons.
+
+The state comes from the program's loopback status endpoint or from its state file, whichever is fresher:
+a state file that cannot be written must not make a running, announcing program look "not running". When
+neither gives a fresh state, the processes say the rest: no ober-health at all is "not running" (2); one
+that does not answer is hung (2); one that runs but whose state cannot be read is "unknown" (4), and the
+output says what cannot be known.
+
+Exit codes: 0 every VIP announced, acknowledged by ExaBGP and carried by an established session of its
+family; 1 degraded (a VIP withdrawn or unacknowledged, drained, no session for a VIP, ExaBGP not answering);
+2 health program not running or hung; 3 config unusable (the CLI's); 4 running, state unknown.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ober_health.checks import http_get, short_error
+from ober_health.config import DEFAULT_CONFIG_PATH, Config, parse_listen
+from ober_health.endpoint import STATE_PATH
+from ober_health.statefile import SessionState, State, read_state, validate_state
+
+EXIT_OK, EXIT_DEGRADED, EXIT_NOT_RUNNING, EXIT_CONFIG, EXIT_UNKNOWN = 0, 1, 2, 3, 4
+ENDPOINT_TIMEOUT = 1.0
+
+
+@dataclass
+class Report:
+    state: State | None
+    source: str = ""  # "status endpoint" | "state file" | ""
+    running: bool = False  # a health program that keeps its state fresh
+    age: float | None = None
+    exit: int = EXIT_NOT_RUNNING
+    error: str = ""  # why there is no fresh state
+    problems: list[str] = field(default_factory=list)  # why the exit code is not 0
+    warnings: list[str] = field(default_factory=list)  # true but not failing
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.state) if self.state is not None else {"vips": {}, "sessions": {}}
+        data.update(
+            running=self.running,
+            age=None if self.age is None else round(self.age, 3),
+            exit=self.exit,
+            source=self.source,
+            problems=self.problems,
+            warnings=self.warnings,
+        )
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+def stale_after(state: State) -> float:
+    """A state older than this means the health program is hung or gone (watchdog territory)."""
+    return max(2.0, 5 * float(state["interval"]))
+
+
+def fetch_endpoint(listen: str, timeout: float = ENDPOINT_TIMEOUT) -> tuple[State | None, str, bool]:
+    """(state, problem, hung): `hung` when something accepted the connection but did not answer in time."""
+    address = parse_listen(listen) if listen else None
+    if address is None:
+        return None, "status endpoint off (health.status_listen)", False
+    host, port = address
+    url = f"http://[{host}]:{port}{STATE_PATH}" if ":" in host else f"http://{host}:{port}{STATE_PATH}"
+    try:
+        status, body = http_get(url, timeout)
+    except TimeoutError:
+        return None, f"status endpoint {url} did not answer within {timeout:g}s", True
+    except (OSError, http.client.HTTPException) as exc:
+        return None, f"status endpoint {url} unreachable ({short_error(exc)})", False
+    if status != 200:
+        return None, f"status endpoint {url} answered {status}", False
+    try:
+        return validate_state(json.loads(body), url), "", False
+    except ValueError as exc:
+        return None, str(exc), False
+
+
+def read_file(path: str) -> tuple[State | None, str]:
+    try:
+        return read_state(Path(path)), ""
+    except FileNotFoundError:
+        return None, f"{path}: no such file"
+    except IsADirectoryError:
+        return None, f"{path}: is a directory"
+    except OSError as exc:
+        return None, f"{path}: cannot read ({exc.strerror or exc})"
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def health_processes(config_path: Path) -> list[int]:
+    """PIDs of the ober-health programs (not `--check`) running with this config, from /proc."""
+    wanted = _resolved(config_path)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        words = [part.decode(errors="replace") for part in argv if part]
+        if not any(os.path.basename(word) == "ober-health" or word == "ober_health.main" for word in words[:3]):
+            continue
+        if "--check" in words:
+            continue
+        given = words[words.index("--config") + 1] if "--config" in words[:-1] else str(DEFAULT_CONFIG_PATH)
+        if _resolved(Path(cwd) / given) == wanted:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _resolved(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path)
+
+
+def load_report(config: Config, config_path: Path = DEFAULT_CONFIG_PATH, now: float | None = None) -> Report:
+    """The freshest state there is, and the verdict on it."""
+    now = time.time() if now is None else now
+    from_endpoint, endpoint_problem, endpoint_hung = fetch_endpoint(config.health.status_listen)
+    from_file, file_problem = read_file(config.health.state_file)
+    sources = [(s, where) for s, where in ((from_endpoint, "status endpoint"), (from_file, "state file")) if s]
+    sources.sort(key=lambda pair: float(pair[0]["updated_at"]), reverse=True)
+    state, source = sources[0] if sources else (None, "")
+    report = Report(state, source)
+    if state is not None:
+        report.age = max(0.0, now - float(state["updated_at"]))
+        fresh = report.age <= stale_after(state)
+        if fresh and source == "state file" and state["pid"] not in health_processes(config_path):
+            fresh = False  # a fresh-looking file whose writer is gone (killed a moment ago)
+        if fresh:
+            report.running = True
+            report.exit, report.problems = evaluate(state)
+            if state["state_file_error"]:
+                report.warnings.append(state["state_file_error"])
+            if source == "state file" and config.health.status_listen and endpoint_problem:
+                report.warnings.append(endpoint_problem)
+            return report
+    pids = health_processes(config_path)
+    age = f"{report.age:.1f}s old" if report.age is not None else "missing"
+    if not pids:
+        report.exit = EXIT_NOT_RUNNING
+        report.error = f"no ober-health process runs (last state: {age}; {file_problem or 'state file stale'})"
+    elif endpoint_hung or source == "status endpoint":
+        report.exit = EXIT_NOT_RUNNING
+        report.error = f"health program pid {', '.join(map(str, pids))} is hung: its state is {age}"
+    else:
+        report.exit = EXIT_UNKNOWN
+        report.error = (
+            f"health program pid {', '.join(map(str, pids))} runs but its state cannot be read"
+            f" (state file: {file_problem or age}; {endpoint_problem}):"
+            " whether its VIPs are announced is unknown"
+        )
+    report.problems = [report.error]
+    return report
+
+
+def evaluate(state: State) -> tuple[int, list[str]]:
+    """The exit code of a fresh state, and one line per reason it is not 0."""
+    problems = []
+    if not state["exabgp"]["answering"]:
+        problems.append(f"ExaBGP is not answering: {state['exabgp']['problem']}")
+    if state["phase"] != "running":
+        problems.append(f"health program is {state['phase']}")
+    if state["drained"]:
+        problems.append(f"drained: {state['drain_reason']}")
+    for prefix, vip in sorted(state["vips"].items()):
+        family = ipaddress.ip_network(prefix).version
+        if vip["state"] != "announced":
+            problems.append(f"{prefix} withdrawn: {vip['reason']}")
+        elif vip["acked"] is not True:
+            said = "rejected (error)" if vip["acked"] is False else "not yet acknowledged"
+            problems.append(f"{prefix}: ExaBGP {said} the {vip['command'] or 'announce'}")
+        elif not any(s["state"] == "established" and s["family"] == family for s in state["sessions"].values()):
+            down = [describe_session(a, s) for a, s in sorted(state["sessions"].items()) if s["family"] == family]
+            problems.append(
+                f"{prefix} announced but no established IPv{family} BGP session carries it"
+                + (": " + "; ".join(down) if down else " (no IPv{family} peer known)")
+            )
+    return (EXIT_OK if not problems else EXIT_DEGRADED), problems
+
+
+def when(stamp: object) -> str:
+    if not isinstance(stamp, (int, float)) or isinstance(stamp, bool):
+        return "-"
+    return datetime.fromtimestamp(stamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def describe_session(address: str, session: SessionState) -> str:
+    """`198.51.100.1 (AS65000): down since 2025-01-01 12:00:01Z: peer sent NOTIFICATION: ...`"""
+    asn = f" (AS{session['asn']})" if session["asn"] is not None else " (not in health.toml)"
+    since = f" since {when(session['since'])}" if session["since"] else ""
+    reason = f": {session['reason']}" if session["reason"] else ""
+    return f"{address}{asn}: {session['state']}{since}{reason}"
+
+
+def format_report(report: Report) -> str:
+    lines = []
+    state = report.state
+    if not report.running or state is None:
+        label = "STATE UNKNOWN" if report.exit == EXIT_UNKNOWN else "NOT RUNNING"
+        lines.append(f"health program {label}: {report.error}")
+        lines.append("routes: ExaBGP keeps the last announced ones until its watchdog or the router drops them")
+        return "\n".join(lines)
+    lines.append(
+        f"health program pid {state['pid']}, last check {report.age or 0:.1f}s ago, {state['loops']} loops"
+        f" (from its {report.source})"
+    )
+    lines += [f"WARNING: {warning}" for warning in report.warnings]
+    exabgp = state["exabgp"]
+    lines.append(
+        f"ExaBGP: {'answering' if exabgp['answering'] else 'NOT ANSWERING: ' + exabgp['problem']};"
+        f" at start: {exabgp['reconciled']}"
+    )
+    if state["drained"]:
+        lines.append(f"DRAINED: {state['drain_reason']}")
+    if state["sessions"]:
+        lines.append("BGP sessions:")
+        lines += [f"  {describe_session(a, s)}" for a, s in sorted(state["sessions"].items())]
+    if state["vips"]:
+        lines.append(f"{'VIP':<28} {'STATE':<10} {'EXABGP':<8} {'SINCE':<21} {'UP/DOWN':<8} LAST CHECK")
+        for prefix, vip in sorted(state["vips"].items()):
+            result = "ok" if vip["last_ok"] else "FAIL"
+            counts = f"{vip['announces']}/{vip['withdraws']}"
+            acked = {True: "acked", False: "ERROR", None: "waiting"}[vip["acked"]]
+            lines.append(
+                f"{prefix:<28} {vip['state']:<10} {acked:<8} {when(vip['since']):<21} {counts:<8}"
+                f" {result}: {vip['reason']}"
+            )
+    if report.problems:
+        lines.append(f"NOT OK (exit {report.exit}):")
+        lines += [f"  - {problem}" for problem in report.problems]
+    return "\n".join(lines)
+
+
+def to_json(report: Report, version: str = "") -> str:
+    data = report.as_json()
+    if version:
+        data["version"] = version  # the `ober` installed, next to the state of the program that runs
+    return json.dumps(data, indent=1, sort_keys=True)
