@@ -176,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=read_stdin, args=(events, 0, rest), name="stdin", daemon=True).start()
     endpoint = start_endpoint(config.health.status_listen)
     program = HealthProgram(
-        config, _write_stdout, Notifier(), publish=endpoint.publish if endpoint is not None else None
+        config,
+        _write_stdout,
+        Notifier(),
+        publish=endpoint.publish if endpoint is not None else None,
+        config_path=args.config,
     )
     checker = Checker(config, events)
     checker.start()

@@ -118,8 +118,10 @@ class HealthProgram:
         notifier: Notifier,
         clock: Clock | None = None,
         publish: Callable[[bytes], None] | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = str(config_path.resolve()) if config_path is not None else ""
         self.health = config.health
         self.clock = clock or SystemClock()
         self._write = write
@@ -468,6 +470,7 @@ class HealthProgram:
             version=STATE_VERSION,
             program=f"ober-health {__version__}",
             pid=os.getpid(),
+            config=self.config_path,
             started_at=self.started_at,
             updated_at=self.clock.time(),
             round_started_at=self.round_started_at,

@@ -58,6 +58,7 @@ class State(TypedDict):
     version: int
     program: str
     pid: int
+    config: str  # the absolute path of the health.toml it runs with (a reader checks it is its own)
     started_at: float
     updated_at: float
     round_started_at: float | None  # when the last check loop began (it read the drain files then)
@@ -76,6 +77,7 @@ class State(TypedDict):
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "version": int,
     "pid": int,
+    "config": str,
     "updated_at": (int, float),
     "interval": (int, float),
     "loops": int,

@@ -132,6 +132,10 @@ def load_report(config: Config, config_path: Path = DEFAULT_CONFIG_PATH, now: fl
     """The freshest state there is, and the verdict on it."""
     now = time.time() if now is None else now
     from_endpoint, endpoint_problem, endpoint_hung = fetch_endpoint(config.health.status_listen)
+    if from_endpoint is not None and from_endpoint["config"] != _resolved(config_path):
+        # another health program (another config, another network namespace's view): not ours to report
+        endpoint_problem = f"status endpoint serves the health program of {from_endpoint['config']!r}, not this one"
+        from_endpoint = None
     from_file, file_problem = read_file(config.health.state_file)
     sources = [(s, where) for s, where in ((from_endpoint, "status endpoint"), (from_file, "state file")) if s]
     sources.sort(key=lambda pair: float(pair[0]["updated_at"]), reverse=True)

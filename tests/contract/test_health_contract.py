@@ -1025,6 +1025,7 @@ def stale_state_file(files: Files) -> None:
         "version": STATE_VERSION,
         "program": "ober-health",
         "pid": 2**22 + 12345,  # no such process
+        "config": str(files.config.resolve()),
         "started_at": 1.0,
         "updated_at": time.time() - 3600,
         "round_started_at": 1.0,

@@ -24,6 +24,7 @@ def sample(**changes: Any) -> State:
         "version": STATE_VERSION,
         "program": "ober-health test",
         "pid": 42,
+        "config": "/etc/ober/health.toml",
         "started_at": 1000.0,
         "updated_at": 1001.0,
         "round_started_at": 1000.9,
