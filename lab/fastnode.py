@@ -83,14 +83,15 @@ def exabgp_config(host: Host, health_argv: list[str]) -> str:
     local-as {NODE_ASN};
     peer-as 65000;
     hold-time 3;
+    adj-rib-out true;
     family {{ {family} unicast; }}
-    api {{ processes [ ober-health ]; neighbor-changes; }}
+    api {{ processes [ ober-health ]; neighbor-changes; receive {{ parsed; notification; }} }}
 }}
 """)
     return process + "\n".join(neighbors)
 
 
-def health_config(workdir: Path, vips: tuple[LabVip, ...], overrides: dict[str, float | int]) -> str:
+def health_config(workdir: Path, host: Host, vips: tuple[LabVip, ...], overrides: dict[str, float | int]) -> str:
     settings: dict[str, object] = {
         "interval": 0.2,
         "timeout": 0.5,
@@ -105,6 +106,10 @@ def health_config(workdir: Path, vips: tuple[LabVip, ...], overrides: dict[str, 
     settings.update(overrides)
     lines = ["[health]"]
     lines += [f"{key} = {value!r}".replace("'", '"') for key, value in settings.items()]
+    # the sessions exabgp_config() opens, as the deploy renders them
+    lines += ["", "[bgp]", f"local_asn = {NODE_ASN}", f'router_id = "{host.ipv4}"', "hold_time = 3"]
+    for peer, local in ((ROUTER_IPV4, host.ipv4), (ROUTER_IPV6, host.ipv6)):
+        lines += ["", "[[peer]]", f'address = "{peer}"', "asn = 65000", f'local_address = "{local}"']
     for vip in vips:
         lines += ["", "[[vip]]", f'prefix = "{vip.prefix}"', f'backend = "{vip.backend}"']
     return "\n".join(lines) + "\n"
@@ -142,7 +147,9 @@ class FastNode:
 
     def write_configs(self) -> None:
         (self.workdir / "haproxy.cfg").write_text(haproxy_config(self.workdir, self.vips))
-        (self.workdir / "health.toml").write_text(health_config(self.workdir, self.vips, self.health_overrides))
+        (self.workdir / "health.toml").write_text(
+            health_config(self.workdir, self.host, self.vips, self.health_overrides)
+        )
         health = [str(Path(sys.executable).with_name("ober-health")), "--config", str(self.workdir / "health.toml")]
         (self.workdir / "exabgp.conf").write_text(exabgp_config(self.host, health))
 

@@ -380,6 +380,17 @@ def test_exabgp_validates_one_neighbor_per_peer_with_family_and_local_address(no
         families = lines[lines.index("family {") + 1 : lines.index("}", lines.index("family {"))]
         assert families == [f"ipv{version} unicast;"]
         assert "graceful-restart disable;" in lines  # ExaBGP's reading: no graceful restart
+        # ober-health reads the adj-rib-out at start, hears session changes and the router's NOTIFICATIONs
+        assert "adj-rib-out true;" in lines
+        api = lines[lines.index("api {") + 1 :]
+        assert api[:6] == [
+            "processes [ ober-health ];",
+            "neighbor-changes;",
+            "receive {",
+            "parsed;",
+            "notification;",
+            "}",
+        ]
 
 
 def test_exabgp_config_asks_for_no_graceful_restart(node: Rendered) -> None:
@@ -393,8 +404,25 @@ def test_exabgp_config_asks_for_no_graceful_restart(node: Rendered) -> None:
 def test_ober_health_accepts_the_config_and_lists_every_vip(node: Rendered) -> None:
     result = run([OBER_HEALTH, "--check", "--config", node.paths.health_config])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"OK ({len(node.data['ober_vips'])} VIP(s))" in result.stdout + result.stderr
+    peers = node.data["ober_peers"]
+    assert f"OK ({len(node.data['ober_vips'])} VIP(s), {len(peers)} peer(s))" in result.stdout + result.stderr
     config = load_config(Path(node.paths.health_config))
+    # the sessions exabgp.conf opens, for status, doctor and test-bgp (INTERFACES §1)
+    assert config.bgp is not None
+    assert (config.bgp.local_asn, config.bgp.router_id, config.bgp.hold_time) == (
+        node.data["ober_local_asn"],
+        node.data["ober_router_id"],
+        node.data.get("ober_hold_time", 9),
+    )
+    assert [(p.address, p.asn, p.local_address) for p in config.peers] == [
+        (
+            str(ipaddress.ip_address(peer["address"])),
+            peer["asn"],
+            node.ober.local_address(ipaddress.ip_address(peer["address"]).version),
+        )
+        for peer in peers
+    ]
+    assert config.health.drain_file == node.paths.drain_file  # the file exabgp.service's stop path writes
     wanted = [({"prefix": v} if isinstance(v, str) else v) for v in node.data["ober_vips"]]
     assert [(v.prefix, v.backend, v.min_up, v.med, list(v.communities)) for v in config.vips] == [
         (w["prefix"], "be_rgw", w.get("min_up", 1), w.get("med"), w.get("communities", [])) for w in wanted
@@ -513,6 +541,20 @@ def test_exabgp_unit_watchdog_covers_four_check_loops(node: Rendered) -> None:
     assert seconds >= 4 * (health["interval"] + 2 * health["timeout"]) - 0.5
     assert f"TimeoutStopSec={DRAIN_TIMEOUT + 15}" in unit
     assert "ExecStart=/opt/ober/venv/bin/exabgp /etc/ober/exabgp.conf" in unit
+
+
+def test_exabgp_unit_drains_on_stop_without_asking_systemd(node: Rendered) -> None:
+    """A reboot or `systemctl isolate` stops exabgp.service while D-Bus goes down: a stop path that asks
+    `systemctl` skipped the drain (issue 9). It runs `ober drain` and nothing else."""
+    unit = node.live["exabgp.service.j2"]
+    stop = [line for line in unit.splitlines() if line.startswith("ExecStop")]
+    assert stop == [
+        f"ExecStop=-{PATHS.venv}/bin/ober --config {PATHS.health_config} drain --runtime --wait"
+        f' --timeout {DRAIN_TIMEOUT} --reason "service stop"'
+    ]
+    assert "systemctl" not in "\n".join(line for line in unit.splitlines() if not line.startswith("#"))
+    assert f"ExecStartPre=/bin/rm -f {PATHS.drain_file}" in unit  # the drain file health.toml names
+    assert "Environment=exabgp_api_ack=true" in unit
 
 
 def bfdd_check(conf: Path) -> str:

@@ -7,7 +7,9 @@ while node 2 keeps serving.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import threading
 import time
 
 from lab.fastlab import FastLab
@@ -148,3 +150,98 @@ def test_ober_status_reports_what_the_router_has(lab: FastLab) -> None:
     _wait_without(lab, node.name)
     status = run(".venv/bin/ober", "--config", config, "status", check=False)
     assert status.returncode == 1 and "DRAINED" in status.stdout, status.stdout
+
+
+# ---- a respawned health program (ExaBGP keeps the dead one's routes and starts a new one)
+
+
+def _health_pid(lab: FastLab, node: str) -> int:
+    exabgp = lab.supervisor.pid(lab.nodes[node].proc("exabgp"))
+    children = run("ps", "-ww", "-o", "pid=,args=", "--ppid", str(exabgp), check=False).stdout.splitlines()
+    found = [int(line.split()[0]) for line in children if "ober-health" in line]
+    assert len(found) == 1, children
+    return found[0]
+
+
+def _respawned(lab: FastLab, node: str, old: int) -> int:
+    wait_for(lambda: _health_pid_or_none(lab, node) not in (None, old), timeout=10, what="ExaBGP to respawn it")
+    pid = _health_pid_or_none(lab, node)
+    assert pid is not None
+    return pid
+
+
+def _health_pid_or_none(lab: FastLab, node: str) -> int | None:
+    try:
+        return _health_pid(lab, node)
+    except AssertionError:
+        return None
+
+
+def test_respawned_while_haproxy_hangs_the_new_health_program_withdraws(lab: FastLab) -> None:
+    """Issue 9: SIGKILLed while HAProxy hung, the respawned program believed nothing was announced and never
+    withdrew. Now it reads ExaBGP's adj-rib-out, takes the routes as announced, and `fall` timed-out
+    checks withdraw them."""
+    node, _ = _first_and_rest(lab)
+    old = _health_pid(lab, node)
+    haproxy = lab.nodes[node].proc("haproxy")
+    started = time.monotonic()
+    lab.supervisor.signal_group(haproxy, signal.SIGSTOP)  # hung: the old program has no time to withdraw
+    os.kill(old, signal.SIGKILL)
+    try:
+        _respawned(lab, node, old)
+        _wait_without(lab, node)
+        seconds = time.monotonic() - started
+        record_figure("fast lab: health SIGKILL + HAProxy hung -> node's next hops gone", seconds)
+        # fall checks, each as long as the timeout, plus the new process's start
+        assert seconds < 2 * 0.5 + 1.0, seconds
+        log = (lab.workdir / f"{node}-exabgp.log").read_text()
+        assert "ExaBGP announces it (left by the previous health program)" in log, log[-3000:]
+    finally:
+        lab.supervisor.signal_group(haproxy, signal.SIGCONT)
+    _wait_all(lab)
+
+
+def test_respawned_on_a_healthy_node_no_route_moves(lab: FastLab) -> None:
+    node, _ = _first_and_rest(lab)
+    old = _health_pid(lab, node)
+    changes: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # the router's FIB every 10 ms
+        while not stop.is_set():
+            for prefix in (V4, WEB, V6):
+                seen = lab.nexthops(prefix)
+                if seen != lab.node_ips(prefix):
+                    changes.append(f"{time.monotonic():.3f} {prefix}: {sorted(seen)}")
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        os.kill(old, signal.SIGKILL)
+        new = _respawned(lab, node, old)
+        wait_for(lambda: read_state(lab.nodes[node].state_file)["pid"] == new, timeout=10, what="the new state")
+        loops = read_state(lab.nodes[node].state_file)["loops"]
+        wait_for(lambda: read_state(lab.nodes[node].state_file)["loops"] >= loops + 10, timeout=10, what="loops")
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+    assert changes == []
+    state = read_state(lab.nodes[node].state_file)
+    assert {p: (v["state"], v["announces"]) for p, v in state["vips"].items()} == {
+        V4: ("announced", 0),
+        WEB: ("announced", 0),
+        V6: ("announced", 0),
+    }, "taken over from ExaBGP's adj-rib-out, not announced again"
+
+
+def test_exabgp_sends_each_route_to_its_family_only(lab: FastLab) -> None:
+    """Route lines name the peers of their family: ExaBGP no longer logs a family error per route and peer."""
+    node, _ = _first_and_rest(lab)
+    lab.nodes[node].maintenance_file.write_text("x")
+    _wait_without(lab, node)
+    lab.nodes[node].maintenance_file.unlink()
+    _wait_all(lab)
+    log = (lab.workdir / f"{node}-exabgp.log").read_text()
+    assert "route added to neighbor 198.51.100.1" in log
+    assert "is not configured on neighbor" not in log, log[-3000:]
