@@ -1079,6 +1079,19 @@ def test_unwritable_state_file_and_no_endpoint_status_says_unknown_and_drain_doe
     assert "withdraw not confirmed after 3s" in drain.stderr and "cannot be read" in drain.stderr, drain.stderr
 
 
+def test_status_never_reports_another_health_programs_endpoint(start: StartProgram, tmp_path: Path) -> None:
+    """Two health programs, one port (another network namespace's view, or a second config on a node):
+    the CLI of config B must not report A's VIPs as its own."""
+    program = announced(start)
+    other = tmp_path / "other"
+    other.mkdir()
+    files = write_config(other, "http://127.0.0.1:9/", status_listen=program.files.listen)
+    wait_for(lambda: ober_status(program.files)[0] == 0, "A's status green")
+    code, status, _ = ober_status(files)
+    assert code == 2 and status["running"] is False, status  # nobody runs config B
+    assert status["vips"] == {}
+
+
 def test_a_maintenance_path_that_is_a_directory_is_a_clear_error_everywhere(start: StartProgram) -> None:
     program = announced(start)
     program.files.maintenance.mkdir()
