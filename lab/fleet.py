@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -176,6 +177,8 @@ class Fleet:
         self.rgw = RgwSite(self.network, workdir, self.supervisor, count=gateways)
         self.ca = LabCa(workdir)
         self.hosts_file = workdir / "hosts"
+        self._going_down = threading.Event()
+        self._reboots = threading.Thread(target=self._boot_rebooted_nodes, name="reboots", daemon=True)
 
     # ---- lifecycle
     def up(self) -> Fleet:
@@ -225,10 +228,24 @@ class Fleet:
                 node.boot()
             for node in self.nodes.values():
                 node.wait_running()
+        self._reboots.start()
         self.write_spec()
+
+    def _boot_rebooted_nodes(self) -> None:
+        """A node that reboots (`systemctl reboot` in it) ends its systemd-nspawn with 133: start it again,
+        as a machine comes back after a reboot. Without this a reboot would be a poweroff."""
+        while not self._going_down.wait(0.1):
+            for node in list(self.nodes.values()):
+                if node.rebooted() and not self._going_down.is_set():
+                    self._say(f"{node.name} rebooted: booting it again")
+                    node.remove_cgroups()
+                    node.boot()
 
     def down(self) -> None:
         started = time.monotonic()
+        self._going_down.set()
+        if self._reboots.is_alive():
+            self._reboots.join(timeout=5)
         # all nodes shut down at once (SIGTERM → orderly poweroff inside), then everything else
         for node in self.nodes.values():
             proc = self.supervisor.procs.get(node.proc_name)

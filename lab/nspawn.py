@@ -22,6 +22,8 @@ from lab.netns import Host
 from lab.procs import Supervisor, run, wait_for
 from lab.rootfs import DEFAULT_SUITE, copy_rootfs, remove_rootfs
 
+REBOOT_EXIT = 133  # systemd-nspawn's exit status when the node's systemd reboots (`systemctl reboot`)
+
 SSH_OPTIONS = (
     "-o",
     "BatchMode=yes",
@@ -69,6 +71,7 @@ class NspawnNode:
         self.proc_name = f"{self.name}-nspawn"
         self.powered_cut = False
         self.cgroup_name = f"ober-lab-{self.name}"
+        self.boots = 0  # how many times it was started: a reboot starts it again
 
     # ---- lifecycle
     def prepare(self) -> None:
@@ -88,6 +91,7 @@ class NspawnNode:
 
     def boot(self) -> None:
         """Start systemd-nspawn in the foreground as a supervised child; the console goes to `<name>-nspawn.log`."""
+        self.boots += 1
         self.supervisor.start(
             self.proc_name,
             [
@@ -135,6 +139,11 @@ class NspawnNode:
             return state in ("running", "degraded")
 
         return wait_for(booted, timeout=timeout, what=f"{self.name} to boot (ssh + systemd)", interval=0.3)
+
+    def rebooted(self) -> bool:
+        """The node's systemd asked for a reboot: systemd-nspawn exited with 133 (and nobody booted it yet)."""
+        proc = self.supervisor.procs.get(self.proc_name)
+        return proc is not None and proc.poll() == REBOOT_EXIT
 
     def poweroff(self, timeout: float = 30.0) -> None:
         """Clean shutdown: SIGTERM to nspawn makes it send SIGRTMIN+3 to the node's systemd (an orderly
@@ -260,4 +269,4 @@ def requirements_missing() -> str:
     return ""
 
 
-__all__ = ["NspawnNode", "make_lab_key", "requirements_missing"]
+__all__ = ["REBOOT_EXIT", "NspawnNode", "make_lab_key", "requirements_missing"]

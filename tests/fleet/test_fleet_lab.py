@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lab.fleet import Fleet
-from lab.procs import run
+from lab.procs import run, wait_for
 from tests.conftest import record_figure, unique_prefix
 
 pytestmark = pytest.mark.fleet
@@ -60,6 +61,21 @@ def test_power_cut_silences_a_node_and_restore_brings_it_back(bare_fleet: Fleet)
     finally:
         node.power_restore()
     assert node.ssh("true", check=False, timeout=10).returncode == 0
+
+
+def test_a_node_that_reboots_comes_back_as_a_machine_does(bare_fleet: Fleet) -> None:
+    """`systemctl reboot` inside a node ends its systemd-nspawn (exit 133); the lab boots it again."""
+    node = list(bare_fleet.nodes.values())[-1]
+    boot_id = node.ssh("cat", "/proc/sys/kernel/random/boot_id").stdout.strip()
+    boots = node.boots
+    started = time.monotonic()
+    node.ssh("systemctl", "reboot", check=False)  # ssh may be cut as sshd stops
+    wait_for(lambda: node.boots > boots, timeout=60, what=f"{node.name} to be booted again")
+    node.wait_running(timeout=90)
+    record_figure("fleet: systemctl reboot -> node running again", time.monotonic() - started)
+    assert node.ssh("cat", "/proc/sys/kernel/random/boot_id").stdout.strip() != boot_id
+    previous = node.ssh("journalctl", "-b", "-1", "-o", "cat", "--no-pager", check=False).stdout
+    assert "Reached target" in previous and "reboot" in previous.lower(), "the journal keeps the last boot"
 
 
 def test_teardown_leaves_no_namespace_cgroup_process_or_copy(nodes_ok: None, tmp_path: Path) -> None:
