@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 log = logging.getLogger("ober-health")
@@ -21,10 +20,27 @@ STATE_PATH = "/state"
 
 
 class StatusEndpoint:
-    """Serves the latest published state from a daemon thread; `publish` hands it a new one."""
+    """Serves the latest published state from a daemon thread; `publish` hands it a new one.
+
+    The thread imports the HTTP server and binds: a respawned health program does not wait for that (0.1 s
+    of imports) before it reads ExaBGP's RIB and checks. A port it cannot bind is logged; the health
+    program runs on, `ober status` then has the state file only."""
 
     def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.snapshot = b"{}\n"
+        self.thread = threading.Thread(target=self._serve, name="status-endpoint", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def publish(self, data: bytes) -> None:
+        self.snapshot = data  # one reference swap: the server thread reads either the old or the new bytes
+
+    def _serve(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,25 +62,21 @@ class StatusEndpoint:
                 pass
 
         class Server(ThreadingHTTPServer):
-            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            address_family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
             daemon_threads = True
 
-        self.server = Server((host, port), Handler)
-        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.5}, name="status-endpoint", daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def publish(self, data: bytes) -> None:
-        self.snapshot = data  # one reference swap: the server thread reads either the old or the new bytes
+        try:
+            server = Server((self.host, self.port), Handler)
+        except OSError as exc:
+            log.error(
+                "status endpoint %s: cannot listen (%s); `ober status` has the state file only", self.address, exc
+            )
+            return
+        server.serve_forever(poll_interval=0.5)
 
 
 def start_endpoint(listen: str) -> StatusEndpoint | None:
-    """The endpoint on `listen` ("host:port"), or None (logged) when it is off or cannot listen: the health
-    program runs on without it, only `ober status` then has the state file alone."""
+    """The endpoint on `listen` ("host:port"), or None when it is off ("")."""
     from ober_health.config import parse_listen
 
     if not listen:
@@ -73,10 +85,6 @@ def start_endpoint(listen: str) -> StatusEndpoint | None:
     if address is None:
         log.error("status endpoint %r: not a loopback address and port; not started", listen)
         return None
-    try:
-        endpoint = StatusEndpoint(*address)
-    except OSError as exc:
-        log.error("status endpoint %s: cannot listen (%s); `ober status` has the state file only", listen, exc)
-        return None
+    endpoint = StatusEndpoint(*address)
     endpoint.start()
     return endpoint

@@ -14,7 +14,6 @@ family; 1 degraded (a VIP withdrawn or unacknowledged, drained, no session for a
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 import os
@@ -75,7 +74,7 @@ def fetch_endpoint(listen: str, timeout: float = ENDPOINT_TIMEOUT) -> tuple[Stat
         status, body = http_get(url, timeout)
     except TimeoutError:
         return None, f"status endpoint {url} did not answer within {timeout:g}s", True
-    except (OSError, http.client.HTTPException) as exc:
+    except OSError as exc:
         return None, f"status endpoint {url} unreachable ({short_error(exc)})", False
     if status != 200:
         return None, f"status endpoint {url} answered {status}", False

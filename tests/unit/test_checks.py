@@ -6,12 +6,14 @@ test can SIGSTOP both) on free loopback ports, with a python http.server as the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -220,6 +222,63 @@ def test_http_after_haproxy_is_killed(haproxy: Haproxy) -> None:
     assert os.path.exists(haproxy.socket_path)
     rows, error = read_stats(haproxy.socket_path, TIMEOUT)
     assert rows is None and error == f"{haproxy.socket_path} unreachable (Connection refused)"
+
+
+class OddServer:
+    """A TCP server on loopback that answers every connection with `reply`, sent in pieces `gap` apart."""
+
+    def __init__(self, reply: list[bytes], gap: float = 0.0) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/health"
+        self.reply, self.gap = reply, gap
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                with conn:
+                    conn.recv(4096)
+                    for piece in self.reply:
+                        conn.sendall(piece)
+                        time.sleep(self.gap)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"], "answered 200"),
+        ([b"HTTP/1.0 503 Service Unavailable\r\n\r\n"], "answered 503"),
+        ([b"HTTP/1.1 ", b"200 OK\r\n\r\n"], "answered 200"),  # the status line in two pieces
+        ([b"SSH-2.0-OpenSSH_9.2\r\n"], "unreachable (not an HTTP answer (b'SSH-2.0-OpenSSH_9.2\\r\\n'))"),
+        ([], "unreachable (not an HTTP answer (b''))"),  # closed without a word
+    ],
+)
+def test_http_check_reads_only_the_status_line(reply: list[bytes], expected: str) -> None:
+    server = OddServer(reply)
+    try:
+        result = check_http(server.url, TIMEOUT)
+    finally:
+        server.close()
+    assert result.reason == f"{server.url} {expected}"
+    assert result.ok is (expected == "answered 200")
+
+
+def test_http_check_bounds_the_whole_exchange_not_each_read() -> None:
+    """A server that trickles its status line one byte every 0.2 s must not keep the check past its timeout."""
+    server = OddServer([bytes([byte]) for byte in b"HTTP/1.1 200 OK\r\n"], gap=0.2)
+    try:
+        started = time.monotonic()
+        result = check_http(server.url, TIMEOUT)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert result.reason == f"{server.url} did not answer within {TIMEOUT:g}s"
+    assert elapsed < TIMEOUT + 0.3, elapsed
 
 
 # ---- stats socket
