@@ -193,6 +193,28 @@ class NspawnNode:
             )
         return result
 
+    def leader_pid(self) -> int:
+        """The node's PID 1 (its systemd) as the host sees it: the descendant of systemd-nspawn whose pid in
+        its own namespace is 1."""
+        proc = self.supervisor.procs.get(self.proc_name)
+        todo = [proc.pid] if proc is not None and proc.poll() is None else []
+        while todo:
+            pid = todo.pop()
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+            if len(nspid) > 1 and nspid[-1] == "1":
+                return pid
+            todo += [int(child) for child in children]
+        raise RuntimeError(f"{self.name}: no systemd-nspawn payload running")
+
+    def nsenter(self, *command: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the node without SSH (the console, for when sshd is stopped: rescue mode)."""
+        return run("nsenter", "-t", str(self.leader_pid()), "-a", *command, check=False, timeout=timeout)
+
     def main_pid(self, unit: str) -> int:
         """The unit's main PID as the node's systemd sees it (0 when the unit is not running)."""
         out = self.ssh("systemctl", "show", "--property=MainPID", "--value", unit).stdout.strip()

@@ -7,6 +7,7 @@ and run short timers (hold 3 s, the protocol minimum) so that a frozen node is n
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import shutil
@@ -133,6 +134,33 @@ class BirdRouter:
 
     def birdc(self, *args: str) -> str:
         return run("birdc", "-s", str(self.control), *args, check=False).stdout
+
+    @staticmethod
+    def protocol(peer_name: str, version: int) -> str:
+        """BIRD's name for the session with node `peer_name` of one address family."""
+        return f"{peer_name}_v{version}"
+
+    def disable(self, protocol: str, message: str = "") -> None:
+        """What a network operator does to a session: `birdc disable` (BIRD sends Cease / Administrative
+        Shutdown, with `message` as its Shutdown Communication) and it stays down until `enable`."""
+        out = self.birdc("disable", protocol, *([f'"{message}"'] if message else []))
+        if f"{protocol}: disabled" not in out:
+            raise RuntimeError(f"birdc disable {protocol}: {out.strip()}")
+
+    def enable(self, protocol: str) -> None:
+        out = self.birdc("enable", protocol)
+        if f"{protocol}: enabled" not in out:
+            raise RuntimeError(f"birdc enable {protocol}: {out.strip()}")
+
+    def set_peer_asn(self, peer_name: str, asn: int) -> None:
+        """Reconfigure the AS BIRD expects from node `peer_name` (both sessions) and apply it (`birdc
+        configure`): a wrong one is refused with Bad Peer AS, as on a misconfigured router."""
+        self.peers = [dataclasses.replace(p, asn=asn) if p.name == peer_name else p for p in self.peers]
+        conf = self.workdir / "bird.conf"
+        conf.write_text(self.config())
+        out = self.birdc("configure", f'"{conf}"')
+        if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
+            raise RuntimeError(f"birdc configure: {out.strip()}")
 
     def established(self) -> set[str]:
         up = set()

@@ -16,7 +16,11 @@ from types import TracebackType
 import pytest
 
 from lab.fleet import REPO, VIPS, Fleet, fleet_requirements_missing
+from lab.nspawn import NspawnNode
 from tests.conftest import record_figure, unique_prefix
+
+EXABGP = "exabgp.service"
+HAPROXY = "haproxy.service"
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +143,27 @@ class FibWatcher:
     def fewest(self, vip: str) -> int:
         """The fewest next hops `vip` had in any sample."""
         return min(len(hops[vip]) for _, hops in self.samples)
+
+
+# ---- what tests look at on a node
+
+
+def others(fleet: Fleet, node: NspawnNode) -> list[str]:
+    return [name for name in fleet.nodes if name != node.name]
+
+
+def wait_node_gone(fleet: Fleet, node: NspawnNode, timeout: float) -> float:
+    """Seconds until every VIP's next hops at the router are those of the other nodes only."""
+    started = time.monotonic()
+    for vip in VIPS:
+        fleet.wait_nexthops(vip, fleet.node_ips(vip, others(fleet, node)), timeout=timeout)
+    return time.monotonic() - started
+
+
+def health_process(node: NspawnNode) -> int:
+    """PID of ober-health on the node: the API process ExaBGP (the unit's main process) runs."""
+    exabgp = node.main_pid(EXABGP)
+    assert exabgp, f"{node.name}: {EXABGP} is not running"
+    found = [pid for pid, args in node.children(exabgp).items() if "ober-health" in args]
+    assert len(found) == 1, f"{node.name}: expected one ober-health child of ExaBGP, got {node.children(exabgp)}"
+    return found[0]

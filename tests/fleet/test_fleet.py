@@ -14,36 +14,15 @@ import pytest
 from lab.fleet import VIPS, Fleet
 from lab.nspawn import NspawnNode
 from tests.conftest import record_figure
+from tests.fleet.conftest import EXABGP, HAPROXY, health_process, others, wait_node_gone
 
 pytestmark = pytest.mark.fleet
 
-EXABGP = "exabgp.service"
-HAPROXY = "haproxy.service"
 HOLD_TIME = 3.0  # the router's hold time (lab.router): the protocol minimum
 
 
 def first_node(fleet: Fleet) -> NspawnNode:
     return fleet.nodes[next(iter(fleet.nodes))]
-
-
-def others(fleet: Fleet, node: NspawnNode) -> list[str]:
-    return [name for name in fleet.nodes if name != node.name]
-
-
-def wait_node_gone(fleet: Fleet, node: NspawnNode, timeout: float) -> float:
-    started = time.monotonic()
-    for vip in VIPS:
-        fleet.wait_nexthops(vip, fleet.node_ips(vip, others(fleet, node)), timeout=timeout)
-    return time.monotonic() - started
-
-
-def health_process(node: NspawnNode) -> int:
-    """PID of ober-health on the node: the API process ExaBGP (the unit's main process) runs."""
-    exabgp = node.main_pid(EXABGP)
-    assert exabgp, f"{node.name}: {EXABGP} is not running"
-    found = [pid for pid, args in node.children(exabgp).items() if "ober-health" in args]
-    assert len(found) == 1, f"{node.name}: expected one ober-health child of ExaBGP, got {node.children(exabgp)}"
-    return found[0]
 
 
 def test_deploy_succeeds_on_every_node_and_a_second_deploy_changes_nothing(fleet: Fleet) -> None:
