@@ -6,6 +6,9 @@ Scenarios, each repeated on the fast lab (BIRD router, 2 nodes, default health s
   haproxy-kill   SIGKILL of node 1's HAProxy -> node 1's next hop gone from the router's kernel FIB
                  (ober-health notices within `fall` checks and withdraws)
   haproxy-stop   SIGSTOP of node 1's HAProxy (hung, not dead) -> next hop gone (each check times out)
+  respawn        node 1's HAProxy hung and its ober-health SIGKILLed at the same moment: ExaBGP keeps the
+                 routes and starts a new ober-health, which reads ExaBGP's adj-rib-out, takes them as
+                 announced and withdraws after `fall` timed-out checks (the time includes its start)
   link-cut       node 1's link cut (no FIN): only BGP's hold timer (3 s, the minimum) can notice.
                  This is what a setup without a health program gets at best; the ratio says what ober buys.
   soak           CPU and RSS of one ober-health process over --soak seconds of steady checking.
@@ -15,6 +18,7 @@ Times are from the signal to the FIB change, polled every 2 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import statistics
 import tempfile
@@ -72,6 +76,27 @@ def bench_haproxy(lab: FastLab, runs: int, sig: signal.Signals) -> list[float]:
     return figures
 
 
+def bench_respawn(lab: FastLab, runs: int) -> list[float]:
+    """At most 4 runs per minute: ExaBGP gives up (and exits) after 5 deaths of its API process in 64 s."""
+    node = next(iter(lab.nodes))
+    proc = lab.nodes[node].proc("haproxy")
+    figures = []
+    for index in range(runs):
+        if index and index % 4 == 0:
+            time.sleep(65)
+        old = health_pid(lab, node)
+
+        def fail(old: int = old) -> None:
+            lab.supervisor.signal_group(proc, signal.SIGSTOP)
+            os.kill(old, signal.SIGKILL)
+
+        figures.append(time_until_gone(lab, node, fail))
+        lab.supervisor.signal_group(proc, signal.SIGCONT)
+        lab.wait_nexthops(VIP, lab.node_ips(VIP), timeout=15)
+        time.sleep(0.3)
+    return figures
+
+
 def bench_link_cut(lab: FastLab, runs: int) -> list[float]:
     node = next(iter(lab.nodes))
     figures = []
@@ -125,6 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--hold-runs", type=int, default=5)
+    parser.add_argument("--respawn-runs", type=int, default=4)
     parser.add_argument("--soak", type=float, default=60.0)
     args = parser.parse_args()
     with FastLab(Path(tempfile.mkdtemp(prefix="ober-bench-")), prefix="bench") as lab:
@@ -133,6 +159,8 @@ def main() -> None:
         print(summary("haproxy-kill", kill), flush=True)
         stop = bench_haproxy(lab, max(3, args.runs // 4), signal.SIGSTOP)
         print(summary("haproxy-stop", stop), flush=True)
+        if args.respawn_runs:
+            print(summary("respawn", bench_respawn(lab, args.respawn_runs)), flush=True)
         if args.hold_runs:
             cut = bench_link_cut(lab, args.hold_runs)
             print(summary("link-cut", cut), flush=True)
