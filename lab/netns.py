@@ -142,6 +142,10 @@ class LabNetwork:
         run("ip", "netns", "add", name)
         self.created.append(name)
         run("ip", "-n", name, "link", "set", "lo", "up")
+        # no duplicate address detection on the links made from here on (the addresses are ours, like
+        # `nodad` below): an IPv6 link-local address otherwise becomes valid, and its local route appears,
+        # a second or two after the lab is up, in the middle of a test watching the router's routes
+        run("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
 
 
 def netns_available() -> tuple[bool, str]:
