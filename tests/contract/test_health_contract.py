@@ -92,6 +92,9 @@ class HealthServer:
         self.release = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        # socketserver's accept() after select() can block for ever when the connection went away in
+        # between (a client killed mid-connect): then shutdown() waits for ever. A timeout makes it return.
+        self.server.socket.settimeout(0.2)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()

@@ -229,22 +229,33 @@ class OddServer:
 
     def __init__(self, reply: list[bytes], gap: float = 0.0) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)  # a blocked accept() would outlive close()
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/health"
         self.reply, self.gap = reply, gap
+        self.closed = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
+        while not self.closed.is_set():
+            try:
                 conn, _ = self.sock.accept()
-                with conn:
-                    conn.recv(4096)
-                    for piece in self.reply:
-                        conn.sendall(piece)
-                        time.sleep(self.gap)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(5)
+                conn.recv(4096)
+                for piece in self.reply:
+                    if self.closed.is_set():
+                        break
+                    conn.sendall(piece)
+                    time.sleep(self.gap)
 
     def close(self) -> None:
+        self.closed.set()
+        self.thread.join(timeout=5)
         self.sock.close()
 
 
