@@ -159,6 +159,7 @@ class HealthProgram:
         # no MAINPID: ExaBGP, our parent, is the unit's main process (NotifyAccess=all lets us speak for it)
         self.notifier.notify(f"READY=1\nSTATUS=reading ExaBGP's adj-rib-out ({len(self.machines)} VIP(s))")
         self._probe()
+        self.publish()  # `ober status` sees a starting program (phase reconciling), not a stale predecessor
 
     def check_due(self) -> bool:
         return self.phase is Phase.RUNNING and not self.check_in_flight and self.clock.monotonic() >= self.next_check_at
@@ -173,7 +174,8 @@ class HealthProgram:
         if self.phase is Phase.RUNNING and not self.check_in_flight:
             wakeups.append(self.next_check_at)
         if self.phase in (Phase.RECONCILING, Phase.RUNNING):
-            wakeups.append(self.next_probe_at)
+            if not self.conversation.outstanding(Kind.SHOW_RIB):  # else the answer is what we wait for
+                wakeups.append(self.next_probe_at)
             oldest = self.conversation.oldest_age(now)
             if oldest is not None and not self.hung:
                 overdue = now - oldest + self.exabgp_timeout()

@@ -141,6 +141,7 @@ class Harness:
         self.drain = ""
         self.check_seconds = 0.01
         self.checks = 0
+        self.steps = 0  # turns of the driver's loop
         self.hang_checks = False
         self.config = make_config(tmp_path, **health)
         self.program = HealthProgram(
@@ -172,6 +173,7 @@ class Harness:
     def run(self, seconds: float) -> None:
         end = self.clock.mono + seconds
         while self.clock.mono < end and not self.program.finished:
+            self.steps += 1
             if self.program.check_due() and not self.hang_checks:
                 self.program.check_started()
                 started, started_at = self.clock.mono, self.clock.wall
@@ -494,3 +496,22 @@ def test_an_unwritable_state_file_is_reported_in_the_published_state(tmp_path: P
     state = h.state()
     assert state["state_file_error"].startswith(f"cannot write {tmp_path / 'blocked' / 'state.json'}: ")
     assert state["loops"] > 3 and state["vips"][V4]["state"] == "announced"
+
+
+def test_the_loop_never_spins_while_exabgp_owes_an_answer(tmp_path: Path) -> None:
+    """Waiting for a late answer must not mean waking at once, again and again (a hung ExaBGP = 100 % CPU)."""
+    h = Harness(tmp_path)
+    h.run(2.0)
+    h.exabgp.answering = False
+    h.run(1.5)  # a probe is out, and overdue for its successor
+    steps = h.steps
+    h.run(2.0)
+    # ten check rounds and a few timers in 2 s; a wakeup in the past would make it about 2000 (1 ms each)
+    assert h.steps - steps < 40, h.steps - steps
+
+
+def test_a_starting_program_publishes_its_state_at_once(tmp_path: Path) -> None:
+    h = Harness(tmp_path, FakeExabgp(answering=False))
+    state = h.state()
+    assert state["phase"] == "reconciling" and state["loops"] == 0
+    assert state["exabgp"]["reconciled"] == "not yet: waiting for ExaBGP's adj-rib-out"
