@@ -21,7 +21,7 @@ from ober_health.exabgp import Event, EventKind, PeerSnapshot
 
 log = logging.getLogger("ober-health")
 
-ESTABLISHED, DOWN, CONNECTING, UNKNOWN = "established", "down", "connecting", "unknown"
+ESTABLISHED, DOWN, UNKNOWN = "established", "down", "unknown"
 REPEAT_LOG_EVERY = 60.0  # a session that keeps failing the same way is logged again once a minute
 
 
@@ -32,9 +32,10 @@ class Session:
     configured: bool = False
     state: str = UNKNOWN
     since: float | None = None  # when it became established, or stopped being so
-    cause: str = ""  # the first thing that went wrong since it was last established, in words
+    went_down: str = ""  # why it stopped being established (the first failure), in words
+    notification: str = ""  # the latest NOTIFICATION since then (sent or received), in words
     last: str = ""  # the latest failure, in words
-    failures: int = 0  # failed attempts since it was last established
+    failures: int = 0  # failures since it was last established, the first included
     hold_time: int | None = None  # negotiated, from the last `show neighbor json`
     _notification: tuple[tuple[int, int], str] | None = None  # the peer's last NOTIFICATION (code, words)
     _logged: tuple[str, float] = ("", 0.0)
@@ -48,12 +49,15 @@ class Session:
         """Why it is not established ("" when it is), as one line for `ober status` and the journal."""
         if self.state == ESTABLISHED:
             return ""
-        text = self.cause or self.last or "no session yet"
+        # what stops it now: the latest NOTIFICATION says more than the TCP closes that may follow it
+        primary = self.notification or self.last or "no session yet"
+        parts = [primary]
         if self.failures > 1:
-            text += f"; {self.failures - 1} attempts failed since"
-            if self.last and self.last != self.cause:
-                text += f", the last: {self.last}"
-        return text
+            again = f"{self.failures - 1} more attempt(s) failed since it went down"
+            parts.append(again + (f", the last: {self.last}" if self.last and self.last != primary else ""))
+        if self.went_down and self.went_down != primary:
+            parts.append(f"it went down with: {self.went_down}")
+        return "; ".join(parts)
 
 
 @dataclass
@@ -94,9 +98,6 @@ class SessionBook:
         session = self.get(event.neighbor)
         if event.kind is EventKind.NEIGHBOR_UP:
             self._up(session, now, "")
-        elif event.kind is EventKind.NEIGHBOR_CONNECTED:
-            if session.state != ESTABLISHED:
-                session.state = CONNECTING
         elif event.kind is EventKind.NOTIFICATION and event.code is not None:
             if event.direction == "receive":
                 session._notification = (event.code, event.reason)
@@ -110,26 +111,29 @@ class SessionBook:
     def _up(self, session: Session, now: float, how: str) -> None:
         if session.state != ESTABLISHED:
             session.state, session.since = ESTABLISHED, now
-            session.cause, session.last, session.failures = "", "", 0
+            session.went_down, session.notification, session.last, session.failures = "", "", "", 0
             log.info("BGP session with %s%s established%s", session.address, _asn(session), how)
             session._logged = ("", 0.0)
 
     def _down(self, session: Session, now: float, reason: str) -> None:
         if session.state == ESTABLISHED:
             session.since = now
-            session.cause, session.failures = reason, 0
+            session.went_down, session.notification, session.failures = reason, "", 0
             log.warning("BGP session with %s%s down: %s", session.address, _asn(session), reason)
         elif session.since is None:
             session.since = now
-        if not session.cause or (session.cause.startswith("connection closed") and "NOTIFICATION" in reason):
-            session.cause = reason  # a NOTIFICATION says more than the TCP close before it
+        if not session.went_down:
+            session.went_down = reason
+        if "NOTIFICATION" in reason:
+            session.notification = reason
         session.state = DOWN
         session.last = reason
         session.failures += 1
         said, when = session._logged
-        if reason != said or now - when >= REPEAT_LOG_EVERY:
+        primary = session.notification or reason
+        if primary != said or now - when >= REPEAT_LOG_EVERY:
             log.warning("BGP session with %s%s not established: %s", session.address, _asn(session), session.reason)
-            session._logged = (reason, now)
+            session._logged = (primary, now)
 
     # ---- `show neighbor json`
     def on_table(self, peers: tuple[PeerSnapshot, ...], now: float) -> None:

@@ -36,7 +36,7 @@ class VipState(TypedDict):
 
 
 class SessionState(TypedDict):
-    state: str  # established | down | connecting | unknown
+    state: str  # established | down | unknown (no word from ExaBGP yet)
     since: float | None
     reason: str  # why not established, in words ("" when established)
     asn: int | None  # the configured peer AS; None: not in health.toml

@@ -465,7 +465,7 @@ def test_sessions_from_events_and_tables_with_the_reason_in_words(tmp_path: Path
     down = h.state()["sessions"][PEER_V4]
     assert down["state"] == "down"
     assert down["reason"] == (
-        "peer sent NOTIFICATION: Cease / Administrative Shutdown; 3 attempts failed since,"
+        "peer sent NOTIFICATION: Cease / Administrative Shutdown; 3 more attempt(s) failed since it went down,"
         " the last: connection closed (TCP)"
     )
     h.feed(f"neighbor {PEER_V4} up")
@@ -484,6 +484,27 @@ def test_a_session_refused_from_its_first_open_is_down_with_the_peers_words(tmp_
     h.feed(f"neighbor {PEER_V4} down - notification received (2,2)")
     h.run(0.5)
     assert h.state()["sessions"][PEER_V4]["reason"] == "peer sent NOTIFICATION: OPEN message error / Bad Peer AS"
+
+
+def test_the_reason_shown_is_what_refuses_the_session_now(tmp_path: Path) -> None:
+    """A router reconfigured with another AS for this node: Cease / Other Configuration Change takes the
+    session down, then every attempt gets Bad Peer AS - that is what the operator must read first."""
+    h = Harness(tmp_path)
+    h.run(2.0)
+    h.exabgp.up.discard(PEER_V4)
+    h.feed(f"neighbor {PEER_V4} receive notification code 6 subcode 6 data 0x")
+    h.feed(f"neighbor {PEER_V4} down - notification received (6,6)")
+    for _ in range(2):
+        h.feed(f"neighbor {PEER_V4} connected")
+        h.feed(f"neighbor {PEER_V4} receive notification code 2 subcode 2 data 0x0000FDE9")
+        h.feed(f"neighbor {PEER_V4} down - notification received (2,2)")
+    h.run(1.5)
+    session = h.state()["sessions"][PEER_V4]
+    assert session["state"] == "down"
+    assert session["reason"] == (
+        "peer sent NOTIFICATION: OPEN message error / Bad Peer AS; 2 more attempt(s) failed since it went down;"
+        " it went down with: peer sent NOTIFICATION: Cease / Other Configuration Change"
+    )
 
 
 # ---- the state
