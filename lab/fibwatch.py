@@ -31,7 +31,7 @@ class FibWatch:
         self.samples = 0
         self.gaps: list[float] = []  # seconds between two complete samples
         self.wrong: list[tuple[float, str, list[str]]] = []  # (seconds since start, prefix, next hops seen)
-        self.changes: list[str] = []  # `ip monitor route` lines
+        self.changes: list[str] = []  # `ip monitor route` lines about the expected prefixes
         self.seconds = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -99,4 +99,29 @@ class FibWatch:
         if self._monitor is not None:
             self._monitor.terminate()
             out, _ = self._monitor.communicate(timeout=5)
-            self.changes = [line for line in out.splitlines() if line.strip()]
+            self.changes = self._about_expected(out.splitlines())
+
+    def _about_expected(self, lines: list[str]) -> list[str]:
+        """The monitor's lines about the watched prefixes (with their `nexthop` continuation lines): a
+        link-local route the kernel adds or ages out on its own is not something the watched thing did."""
+        names = set()
+        for prefix in self.expected:
+            network = ipaddress.ip_network(prefix)
+            names.add(str(network))
+            if network.prefixlen == network.max_prefixlen:
+                names.add(str(network.network_address))  # `ip monitor` prints a host route without its length
+        kept: list[str] = []
+        keeping = False
+        for line in lines:
+            if not line.strip():
+                continue
+            if line[0].isspace():
+                if keeping:
+                    kept.append(line)
+                continue
+            words = line.split()
+            first = words[1] if words[0] == "Deleted" and len(words) > 1 else words[0]
+            keeping = first in names
+            if keeping:
+                kept.append(line)
+        return kept

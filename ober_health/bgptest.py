@@ -41,9 +41,10 @@ from exabgp.bgp.message.open.capability.mp import MultiProtocol
 from exabgp.bgp.message.open.capability.negotiated import Negotiated
 from exabgp.protocol.family import AFI, SAFI
 
+from ober_health.config import DEFAULT_HOLD_TIME, Config, PeerConfig
+
 BGP_PORT = 179
 DEFAULT_TIMEOUT = 5.0
-DEFAULT_HOLD_TIME = 9  # the deploy's ober_hold_time default; health.toml's [bgp] hold_time wins
 MAX_MESSAGE = 4096  # RFC 4271 4.1; extended messages are not offered, so a router may not send more
 # RFC 8203 shutdown communication: the router's log says who closed the session and why
 SHUTDOWN_MESSAGE = "ober test-bgp: OPEN exchange tested, closing"
@@ -613,7 +614,7 @@ def _address(value: object, name: str) -> ipaddress.IPv4Address | ipaddress.IPv6
 
 
 def targets_from(
-    config: object,
+    config: Config,
     *,
     peer: str | None = None,
     asn: int | None = None,
@@ -625,12 +626,11 @@ def targets_from(
     a command-line value overrides the file's, and stands in for it where the file has none yet.
 
     Raises ValueError naming the missing or bad value and the option that gives it."""
-    bgp = getattr(config, "bgp", None)  # [bgp] and [[peer]]: parsed by ober_health.config (node-truth)
-    configured = list(getattr(config, "peers", ()) or ())
-    local_asn = local_asn if local_asn is not None else getattr(bgp, "local_asn", None)
-    router_id = router_id or getattr(bgp, "router_id", None)
-    configured_hold = getattr(bgp, "hold_time", None)
-    hold_time = DEFAULT_HOLD_TIME if configured_hold is None else int(configured_hold)
+    bgp = config.bgp
+    configured: list[PeerConfig | None] = list(config.peers)
+    local_asn = local_asn if local_asn is not None else (bgp.local_asn if bgp else None)
+    router_id = router_id or (bgp.router_id if bgp else None)
+    hold_time = config.hold_time
     if local_asn is None:
         raise ValueError("local ASN: health.toml has no [bgp] local_asn; give --local-asn")
     if router_id is None:
@@ -642,7 +642,7 @@ def targets_from(
         raise ValueError("--asn and --local-address describe one peer: give it with --peer ADDRESS")
     if peer is not None:
         wanted = _address(peer, "--peer")
-        matching = [p for p in configured if _address(p.address, "peer.address") == wanted]
+        matching: list[PeerConfig | None] = [p for p in config.peers if _address(p.address, "peer.address") == wanted]
         if not matching and asn is None:
             raise ValueError(f"--peer {peer}: not a [[peer]] in health.toml; give its ASN with --asn")
         configured = matching or [None]
@@ -651,8 +651,8 @@ def targets_from(
     targets = []
     for entry in configured:
         address = str(_address(peer if entry is None else entry.address, "--peer"))
-        peer_asn = _asn(asn if asn is not None else getattr(entry, "asn", None), "--asn")
-        source = local_address or getattr(entry, "local_address", None)
+        peer_asn = _asn(asn if asn is not None else (entry.asn if entry else None), "--asn")
+        source = local_address or (entry.local_address if entry else None)
         if source is not None and _address(source, "--local-address").version != _address(address, "--peer").version:
             raise ValueError(f"--local-address: {source} is not of the same family as the peer {address}")
         targets.append(PeerTarget(address, peer_asn, local_asn, str(router_id), source, hold_time))

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from exabgp.bgp.message import KeepAlive, Message, Notification, Open
@@ -24,6 +24,7 @@ from exabgp.protocol.family import AFI, SAFI
 
 from ober_health import bgptest
 from ober_health.bgptest import Outcome, PeerTarget
+from ober_health.config import BgpConfig, Config, PeerConfig
 from tests.conftest import record_figure
 
 TARGET = PeerTarget(
@@ -190,9 +191,9 @@ def test_established_sessions_reads_this_kernels_table() -> None:
 # ---- which peers
 
 
-def _config(peers: list[dict[str, object]]) -> SimpleNamespace:
-    bgp = SimpleNamespace(local_asn=65001, router_id="198.51.100.11", hold_time=3)
-    return SimpleNamespace(bgp=bgp, peers=[SimpleNamespace(**peer) for peer in peers])
+def _config(peers: list[dict[str, Any]]) -> Config:
+    bgp = BgpConfig(local_asn=65001, router_id="198.51.100.11", hold_time=3)
+    return Config(bgp=bgp, peers=tuple(PeerConfig(**peer) for peer in peers))
 
 
 def test_targets_from_health_toml_peers() -> None:
@@ -212,9 +213,7 @@ def test_targets_from_health_toml_peers() -> None:
 
 
 def test_targets_from_the_command_line_alone() -> None:
-    targets = bgptest.targets_from(
-        SimpleNamespace(), peer="198.51.100.1", asn=65000, local_asn=65001, router_id="198.51.100.11"
-    )
+    targets = bgptest.targets_from(Config(), peer="198.51.100.1", asn=65000, local_asn=65001, router_id="198.51.100.11")
     assert targets == [PeerTarget("198.51.100.1", 65000, 65001, "198.51.100.11")]
 
 
@@ -243,7 +242,7 @@ def test_targets_from_the_command_line_alone() -> None:
 )
 def test_bad_or_missing_settings_name_the_option(options: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        bgptest.targets_from(SimpleNamespace(), **options)  # type: ignore[arg-type]
+        bgptest.targets_from(Config(), **options)
 
 
 def test_timeout_bounds() -> None:
