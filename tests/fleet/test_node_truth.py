@@ -164,14 +164,13 @@ def test_health_killed_while_haproxy_hangs_the_respawned_one_withdraws(fleet: Fl
         record_figure("fleet: health SIGKILL + HAProxy hung -> next hops gone", gone - killed)
         seconds = gone - started_at(node, new)
         record_figure("fleet: respawn (HAProxy hung) -> next hops gone", seconds)
-        # each of the `fall` checks waits its timeout on a hung HAProxy (0.5 s, more than the interval)
-        assert seconds <= FALL * max(INTERVAL, TIMEOUT) + 1.0, (seconds, killed, timeline(node, killed))
     finally:
         watch.stop()
         node.ssh("sh", "-c", f"'kill -CONT {master} $(ps -o pid= --ppid {master})'", check=False)
     log = journal(node, since=killed)
     assert f"ober-health[{new}]: 203.0.113.10/32: ExaBGP announces it (left by the previous health program)" in log
-    assert f"ober-health[{new}]: 203.0.113.10/32 withdrawn: " in log, log[-3000:]
+    # the new program's own `fall` bad checks withdrew it (its streak starts at 0): counted, not timed
+    assert f"ober-health[{new}]: 203.0.113.10/32 withdrawn: {FALL}/{FALL} bad checks" in log, log[-3000:]
     assert node.main_pid(EXABGP) == exabgp, "ExaBGP was restarted: the withdraw was not the new program's doing"
     fleet.wait_routes(timeout=30)
 
@@ -198,8 +197,9 @@ def test_health_killed_while_the_backends_are_down_the_respawned_one_withdraws(f
         record_figure("fleet: health SIGKILL + backends down -> next hops gone", gone - killed)
         seconds = gone - started_at(node, new)
         record_figure("fleet: respawn (backends down) -> next hops gone", seconds)
-        assert seconds <= FALL * INTERVAL + 1.0, (seconds, killed, timeline(node, killed))
         assert node.main_pid(EXABGP) == exabgp, "ExaBGP was restarted (watchdog): not the respawn path"
+        log = journal(node, since=killed)
+        assert f"ober-health[{new}]: 203.0.113.10/32 withdrawn: {FALL}/{FALL} bad checks" in log, log[-3000:]
     finally:
         cut_backends(fleet, node, cut=False)
     fleet.wait_routes(timeout=30)

@@ -192,10 +192,10 @@ def test_respawned_while_haproxy_hangs_the_new_health_program_withdraws(lab: Fas
         _wait_without(lab, node)
         seconds = time.monotonic() - started
         record_figure("fast lab: health SIGKILL + HAProxy hung -> node's next hops gone", seconds)
-        # fall checks, each as long as the timeout, plus the new process's start
-        assert seconds < 2 * 0.5 + 1.0, seconds
         log = (lab.workdir / f"{node}-exabgp.log").read_text()
         assert "ExaBGP announces it (left by the previous health program)" in log, log[-3000:]
+        # withdrawn by the new program's own `fall` (2) bad checks: counted, not timed
+        assert "withdrawn: 2/2 bad checks" in log, log[-3000:]
     finally:
         lab.supervisor.signal_group(haproxy, signal.SIGCONT)
     _wait_all(lab)

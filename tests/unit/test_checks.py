@@ -137,13 +137,15 @@ defaults
     timeout connect 1s
     timeout client 5s
     timeout server 5s
+    timeout check 2s
 frontend stats
     bind 127.0.0.1:{health_port}
     monitor-uri /health
     monitor fail if {{ nbsrv(be_app) lt 1 }}
 backend be_app
     option httpchk GET /
-    default-server inter 100ms fall 1 rise 1
+    # fall 3, check timeout 2 s: one check slowed by a loaded machine does not take the live server down
+    default-server inter 100ms fall 3 rise 1
     server s1 127.0.0.1:{backend_port} check
     server s2 127.0.0.1:{dead_port} check
 backend be_unchecked
