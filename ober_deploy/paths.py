@@ -12,11 +12,13 @@ class NodePaths:
     user: str = "ober"  # ExaBGP and ober-health run as this unprivileged user
     prefix: str = "/opt/ober"
     venv: str = "/opt/ober/venv"  # a symlink to the venv of the installed wheel set, under `venvs`
+    cli_link: str = "/usr/local/bin/ober"  # `ober` on the operator's PATH: -> <venv>/bin/ober
     venvs: str = "/opt/ober/venvs"  # one venv per wheel set, named after its digest
     wheels: str = "/opt/ober/wheels"
     etc: str = "/etc/ober"
     health_config: str = "/etc/ober/health.toml"
     exabgp_config: str = "/etc/ober/exabgp.conf"
+    exabgp_env: str = "/etc/ober/exabgp.env"  # ExaBGP's own settings (EXABGP_ENVFILE), read at its start
     maintenance_file: str = "/etc/ober/maintenance"
     runtime_dir: str = "/run/ober"
     drain_file: str = "/run/ober/drain"

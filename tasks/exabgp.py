@@ -39,6 +39,13 @@ config = staged.template(
     ober=ober,
     paths=PATHS,
 )
+env_file = files.template(
+    name="ExaBGP environment file",
+    src="templates/exabgp.env.j2",
+    dest=PATHS.exabgp_env,
+    mode="644",
+    managed=MANAGED,
+)
 unit = files.template(
     name="exabgp.service",
     src="templates/exabgp.service.j2",
@@ -56,7 +63,7 @@ server.shell(
     _if=unit.did_change,
 )
 
-changed = any_changed(config, unit, *triggers("exabgp"))
+changed = any_changed(config, env_file, unit, *triggers("exabgp"))
 link_pending = host.get_fact(OberInstall, venv=PATHS.venv, venvs=PATHS.venvs)["link"] != venv
 rolling.restart(
     name="restart ExaBGP (drains first; one node at a time, the next only once this one serves again)",

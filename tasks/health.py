@@ -81,3 +81,6 @@ health_config = staged.template(
     paths=PATHS,
 )
 add_trigger("exabgp", health_config)
+
+# `ober` on the operator's PATH, through the venv link: it follows every upgrade without being touched
+files.link(name=f"ober on PATH ({PATHS.cli_link})", path=PATHS.cli_link, target=f"{PATHS.venv}/bin/ober")

@@ -31,6 +31,7 @@ for path in (
     PATHS.haproxy_config + ".ober-new",
 ):
     files.file(name=f"remove {path}", path=path, present=False)
+files.link(name=f"remove {PATHS.cli_link}", path=PATHS.cli_link, present=False)
 for directory in (PATHS.etc, PATHS.prefix, PATHS.runtime_dir, PATHS.certs_dir):
     files.directory(name=f"remove {directory}", path=directory, present=False)
 server.shell(

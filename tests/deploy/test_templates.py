@@ -99,6 +99,7 @@ TASK_DATA: dict[str, Callable[[NodeSettings, NodePaths], dict[str, Any]]] = {
     "ober-bfdd.service.j2": lambda o, p: {"bfdd": DEBIAN.bfd_daemon, "config": BFD_CONFIG},
     "sysctl.conf.j2": lambda o, p: {"settings": [(key, value, why, True) for key, value, why in SYSCTLS]},
     "watchdog.conf.j2": lambda o, p: {"runtime_watchdog": "30s"},
+    "exabgp.env.j2": lambda o, p: {},
 }
 
 
@@ -554,7 +555,30 @@ def test_exabgp_unit_drains_on_stop_without_asking_systemd(node: Rendered) -> No
     ]
     assert "systemctl" not in "\n".join(line for line in unit.splitlines() if not line.startswith("#"))
     assert f"ExecStartPre=/bin/rm -f {PATHS.drain_file}" in unit  # the drain file health.toml names
-    assert "Environment=exabgp_api_ack=true" in unit
+
+
+def test_exabgp_reads_its_settings_from_the_environment_file_the_unit_names(node: Rendered, tmp_path: Path) -> None:
+    """ExaBGP's own environment loader, pointed at the rendered file as the unit points it (EXABGP_ENVFILE):
+    acks on (ober-health matches each done/error to its command), no daemonizing under systemd, logs on
+    stdout for the journal. With the file there ExaBGP no longer logs "environment file missing" at start."""
+    unit = node.live["exabgp.service.j2"]
+    assert f"Environment=EXABGP_ENVFILE={PATHS.exabgp_env}" in unit
+    assert "Environment=exabgp_" not in unit, "one place for ExaBGP's settings: its environment file"
+    env_file = tmp_path / "exabgp.env"
+    env_file.write_text(node.live["exabgp.env.j2"])
+    probe = (
+        "from exabgp.environment import getenv; e = getenv();"
+        "print(e.api.ack, e.api.cli, e.daemon.daemonize, e.log.destination, e.log.statistics)"
+    )
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", probe],
+        env={**os.environ, "EXABGP_ENVFILE": str(env_file)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["True", "False", "False", "stdout", "False"], result.stdout + result.stderr
 
 
 def bfdd_check(conf: Path) -> str:
