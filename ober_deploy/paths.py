@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ober_health.nodefiles import HAPROXY_CONFIG, SYSCTL_FILE, WATCHDOG_FILE
+
 MANAGED = "Managed by ober's pyinfra deploy: local changes are overwritten by the next deploy."
 
 
@@ -23,7 +25,7 @@ class NodePaths:
     runtime_dir: str = "/run/ober"
     drain_file: str = "/run/ober/drain"
     state_file: str = "/run/ober/state.json"
-    haproxy_config: str = "/etc/haproxy/haproxy.cfg"
+    haproxy_config: str = HAPROXY_CONFIG
     certs_dir: str = "/etc/haproxy/certs"
     frontend_acl: str = "/etc/haproxy/ober-frontend.acl"
     admin_socket: str = "/run/haproxy/admin.sock"
@@ -32,8 +34,8 @@ class NodePaths:
     vips_unit: str = "/etc/systemd/system/ober-vips.service"
     vips_script: str = "/etc/ober/vips.sh"
     haproxy_dropin: str = "/etc/systemd/system/haproxy.service.d/ober.conf"
-    sysctl_file: str = "/etc/sysctl.d/60-ober.conf"
-    watchdog_file: str = "/etc/systemd/system.conf.d/60-ober-watchdog.conf"
+    sysctl_file: str = SYSCTL_FILE
+    watchdog_file: str = WATCHDOG_FILE
     tmpfiles_file: str = "/etc/tmpfiles.d/ober-haproxy.conf"
     vip_interface: str = "ober0"
 

@@ -1,4 +1,4 @@
-"""`ober`: the operator's view of one ingress node - status, drain, undrain, doctor.
+"""`ober`: the operator's view of one ingress node - status, drain, undrain, doctor, test-bgp, logs.
 
 Everything here reads what the health program knows (its status endpoint or state file, see
 ober_health.status), the same drain files it watches, and HAProxy's own stats socket, so the CLI never
@@ -10,30 +10,31 @@ the machine is going down). Exit codes are meant for scripts:
             2 health program not running or hung; 3 config unusable; 4 running but its state cannot be read
     drain --wait: 0 withdrawn (ExaBGP acknowledged) and no client session left; 1 not confirmed in time
     drain, undrain: 1 when the drain file cannot be written or removed (a directory, a permission)
-    doctor: 0 all checks pass, 1 a check failed, 3 config unusable
+    doctor: 0 nothing failed (warnings do not fail), 1 a check failed, 3 config unusable
+    logs: journalctl's own
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ober_health import __version__
-from ober_health.checks import check_http, inspect_drain_file, read_stats
+from ober_health.checks import read_stats
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from ober_health.stats import summarize
 from ober_health.status import (
     EXIT_CONFIG,
     EXIT_DEGRADED,
     EXIT_NOT_RUNNING,
     EXIT_OK,
     EXIT_UNKNOWN,
-    describe_session,
     format_report,
     health_processes,
     load_report,
@@ -41,13 +42,11 @@ from ober_health.status import (
     when,
 )
 
-LOCAL_FRONTENDS = ("stats", "fe_stats", "health")  # not client traffic: ignored when waiting for sessions
-
 __all__ = ["EXIT_CONFIG", "EXIT_DEGRADED", "EXIT_NOT_RUNNING", "EXIT_OK", "EXIT_UNKNOWN", "main"]
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
-    report = load_report(config, args.config)
+    report = load_report(config, args.config, with_haproxy=True)
     # what is installed (the deploy restarts ExaBGP right after a change)
     print(to_json(report, version=__version__) if args.json else f"ober {__version__}\n{format_report(report)}")
     return report.exit
@@ -60,13 +59,7 @@ def _drain_path(config: Config, runtime: bool) -> Path:
 def client_sessions(config: Config) -> int | None:
     """Current client sessions on HAProxy's frontends; None when HAProxy is not there to ask."""
     rows, _ = read_stats(config.health.stats_socket, config.health.timeout)
-    if rows is None:
-        return None
-    return sum(
-        int(row.get("scur") or 0)
-        for row in rows
-        if row.get("svname") == "FRONTEND" and row.get("pxname") not in LOCAL_FRONTENDS
-    )
+    return None if rows is None else summarize(rows).total_sessions
 
 
 def wait_until(predicate: Callable[[], bool], deadline: float, interval: float = 0.1) -> bool:
@@ -170,98 +163,29 @@ def cmd_undrain(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def doctor_checks(config: Config, config_path: Path) -> list[tuple[bool, str, str]]:
-    """(passed, what, hint) for each thing that must hold on a healthy node."""
-    results: list[tuple[bool, str, str]] = [(True, f"config {config_path} is valid", "")]
-    http = check_http(config.health.haproxy_url, config.health.timeout)
-    results.append((http.ok, f"HAProxy health: {http.reason}", "systemctl status haproxy"))
-    rows, error = read_stats(config.health.stats_socket, config.health.timeout)
-    results.append(
-        (
-            rows is not None,
-            f"stats socket {config.health.stats_socket}: {error or 'answers'}",
-            "check `stats socket` in haproxy.cfg and its group",
-        )
-    )
-    haproxy = shutil.which("haproxy")
-    if haproxy and Path("/etc/haproxy/haproxy.cfg").exists():
-        check = subprocess.run(
-            [haproxy, "-c", "-q", "-f", "/etc/haproxy/haproxy.cfg"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-        results.append(
-            (check.returncode == 0, "haproxy -c /etc/haproxy/haproxy.cfg", (check.stderr or check.stdout).strip()[:300])
-        )
-    report = load_report(config, config_path)
-    state = report.state if report.running else None
-    results.append(
-        (
-            report.running,
-            "health program keeps its state fresh",
-            report.error or "systemctl status exabgp; journalctl -u exabgp",
-        )
-    )
-    if state is not None:
-        results.append(
-            (
-                not state["state_file_error"],
-                f"state file {config.health.state_file} is written",
-                state["state_file_error"] + f" (the health program runs as its unit's user; see {config_path})",
-            )
-        )
-        exabgp = state["exabgp"]
-        results.append(
-            (
-                exabgp["answering"],
-                f"ExaBGP answers its health program ({exabgp['problem'] or 'yes'})",
-                "journalctl -u exabgp",
-            )
-        )
-    for path, runtime in ((config.health.maintenance_file, False), (config.health.drain_file, True)):
-        found = inspect_drain_file(path)
-        if found.problem:
-            results.append(
-                (
-                    False,
-                    f"drain path {path}: {found.problem}",
-                    _not_a_file(Path(path)) or "check its parents' permissions",
-                )
-            )
-        else:
-            undrain = "ober undrain" + (" --runtime" if runtime else "")
-            results.append((not found.present, f"not drained by {path}", f"{undrain} (if the maintenance is over)"))
-    if state is not None:
-        for address, peer in sorted(state["sessions"].items()):
-            if not peer["configured"]:
-                continue
-            results.append(
-                (
-                    peer["state"] == "established",
-                    f"BGP session {describe_session(address, peer)}",
-                    f"on the router {address}: is the session to this node enabled, with this node's address and"
-                    f" AS{config.bgp.local_asn if config.bgp else '?'}? (journalctl -u exabgp)",
-                )
-            )
-        for prefix, vip in sorted(state["vips"].items()):
-            results.append(
-                (
-                    vip["state"] == "announced" and vip["acked"] is True,
-                    f"{prefix} {vip['state']} ({vip['reason']})",
-                    "see `ober status` and the exabgp journal",
-                )
-            )
-    return results
-
-
 def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
-    failed = 0
-    for passed, what, hint in doctor_checks(config, args.config):
-        print(f"{'PASS' if passed else 'FAIL'}  {what}" + ("" if passed or not hint else f"\n      hint: {hint}"))
-        failed += not passed
-    return EXIT_OK if failed == 0 else EXIT_DEGRADED
+    """Every check of ober_health.doctor, grouped; 0 when nothing failed (warnings do not fail), 1 otherwise."""
+    from ober_health import doctor
+
+    checks = doctor.Doctor(config, args.config).run()
+    code = doctor.exit_code(checks)
+    if args.json:
+        print(json.dumps({"checks": [c.as_json() for c in checks], "exit": code}, indent=1, sort_keys=True))
+    else:
+        print(doctor.format_checks(checks))
+    return code
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """journalctl of the units of one service (ober_health.logs); its output and exit code are journalctl's."""
+    from ober_health.logs import journalctl_argv
+
+    argv = journalctl_argv(args.service, args.lines, args.follow, args.since)
+    if shutil.which(argv[0]) is None:
+        print("ober logs: journalctl not found: the logs are in the journal of a systemd node", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)  # Ctrl-C and the pager's signals go straight to journalctl
 
 
 def cmd_test_bgp(config: Config, args: argparse.Namespace) -> int:
@@ -307,8 +231,29 @@ def build_parser() -> argparse.ArgumentParser:
     undrain = sub.add_parser("undrain", help="end a drain; VIPs return after `rise` good checks")
     undrain.add_argument("--runtime", action="store_true", help="remove the runtime drain file instead")
     undrain.set_defaults(func=cmd_undrain)
-    doctor = sub.add_parser("doctor", help="check everything a healthy node needs, with hints")
+    doctor = sub.add_parser(
+        "doctor",
+        help="check everything a healthy node needs, grouped, with a hint naming the cause",
+        description="Checks, grouped: node prerequisites (AES-NI, NIC queues vs vCPUs, hardware watchdog), kernel"
+        " tuning in force, HAProxy (running, `haproxy -c` with its own words, stats socket), certificates"
+        " (present, key match, expiry), backends (servers UP/total per VIP), the health program, BGP sessions."
+        " A check whose dependency is down is SKIPped, so one fault is one FAIL. Exit 0 when nothing FAILs"
+        " (WARNs do not fail), 1 otherwise, 3 when health.toml is unusable.",
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.set_defaults(func=cmd_doctor)
+    logs = sub.add_parser(
+        "logs",
+        help="this node's logs from the journal, by service",
+        description="journalctl of ober's units: bgp = ExaBGP's lines (exabgp.service), health = ober-health's"
+        " lines (ExaBGP's API process: in exabgp.service's journal, starting `ober-health[PID]:`), haproxy ="
+        " haproxy.service, all = every unit ober runs.",
+    )
+    logs.add_argument("--service", choices=("all", "bgp", "health", "haproxy"), default="all", help="(%(default)s)")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="last N lines (%(default)s)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("--since", help="journalctl's --since (e.g. '10 min ago', '2025-01-01 12:00')")
+    logs.set_defaults(func=cmd_logs, needs_config=False)
     bgp = sub.add_parser(
         "test-bgp",
         help="exchange OPENs with each BGP peer and say what it answered (ExaBGP and HAProxy untouched)",
@@ -331,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not getattr(args, "needs_config", True):  # logs: wanted most when the config is broken
+        code: int = args.func(args)
+        return code
     try:
         config = load_config(args.config)
     except ConfigError as exc:

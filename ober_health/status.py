@@ -27,6 +27,7 @@ from ober_health.checks import http_get, short_error
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, parse_listen
 from ober_health.endpoint import STATE_PATH
 from ober_health.statefile import SessionState, State, read_state, validate_state
+from ober_health.stats import HaproxyView, read_view
 
 EXIT_OK, EXIT_DEGRADED, EXIT_NOT_RUNNING, EXIT_CONFIG, EXIT_UNKNOWN = 0, 1, 2, 3, 4
 ENDPOINT_TIMEOUT = 1.0
@@ -42,9 +43,24 @@ class Report:
     error: str = ""  # why there is no fresh state
     problems: list[str] = field(default_factory=list)  # why the exit code is not 0
     warnings: list[str] = field(default_factory=list)  # true but not failing
+    exabgp_pids: list[int] = field(default_factory=list)  # read only when no health program runs
+    haproxy: HaproxyView | None = None  # HAProxy's stats now (backends UP/total, client sessions)
+    backends: dict[str, str] = field(default_factory=dict)  # VIP prefix -> its HAProxy backend
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.state) if self.state is not None else {"vips": {}, "sessions": {}}
+        if self.haproxy is not None:
+            data["haproxy"] = self.haproxy.as_json()
+            vips = {prefix: dict(vip) for prefix, vip in data["vips"].items()}
+            for prefix, vip in vips.items():
+                found = self.haproxy.backends.get(self.backends.get(prefix, ""))
+                vip["backend"] = self.backends.get(prefix)
+                vip["backend_up"] = found.up if found else None
+                vip["backend_total"] = found.total if found else None
+            data["vips"] = vips
+        if not self.running:
+            data["exabgp_pids"] = self.exabgp_pids
+            data["routes"] = routes_when_not_running(self)
         data.update(
             running=self.running,
             age=None if self.age is None else round(self.age, 3),
@@ -120,6 +136,37 @@ def health_processes(config_path: Path) -> list[int]:
     return sorted(found)
 
 
+def exabgp_processes(config_path: Path) -> list[int]:
+    """PIDs of the ExaBGP daemons whose config runs ober-health with this health config, from /proc.
+
+    Read from what runs, so that `ober status` says whether routes can still be announced from this node
+    when no health program runs: with no such ExaBGP there is no BGP session, hence no route."""
+    wanted = _resolved(config_path)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        words = [part.decode(errors="replace") for part in argv if part]
+        if not any(os.path.basename(word) == "exabgp" for word in words[:2]):
+            continue
+        for word in words[1:]:
+            if not word.endswith(".conf"):
+                continue
+            try:
+                text = (Path(cwd) / word).read_text(errors="replace")
+            except OSError:
+                continue
+            if f"--config {wanted}" in text or f"--config {config_path}" in text:
+                found.append(int(entry.name))
+                break
+    return sorted(found)
+
+
 def _resolved(path: Path) -> str:
     try:
         return str(path.resolve())
@@ -127,8 +174,10 @@ def _resolved(path: Path) -> str:
         return str(path)
 
 
-def load_report(config: Config, config_path: Path = DEFAULT_CONFIG_PATH, now: float | None = None) -> Report:
-    """The freshest state there is, and the verdict on it."""
+def load_report(
+    config: Config, config_path: Path = DEFAULT_CONFIG_PATH, now: float | None = None, with_haproxy: bool = False
+) -> Report:
+    """The freshest state there is, and the verdict on it; with HAProxy's stats now if `with_haproxy`."""
     now = time.time() if now is None else now
     from_endpoint, endpoint_problem, endpoint_hung = fetch_endpoint(config.health.status_listen)
     if from_endpoint is not None and from_endpoint["config"] != _resolved(config_path):
@@ -139,7 +188,9 @@ def load_report(config: Config, config_path: Path = DEFAULT_CONFIG_PATH, now: fl
     sources = [(s, where) for s, where in ((from_endpoint, "status endpoint"), (from_file, "state file")) if s]
     sources.sort(key=lambda pair: float(pair[0]["updated_at"]), reverse=True)
     state, source = sources[0] if sources else (None, "")
-    report = Report(state, source)
+    report = Report(state, source, backends={vip.prefix: vip.backend for vip in config.vips if vip.backend})
+    if with_haproxy:
+        report.haproxy = read_view(config)
     if state is not None:
         report.age = max(0.0, now - float(state["updated_at"]))
         fresh = report.age <= stale_after(state)
@@ -154,6 +205,7 @@ def load_report(config: Config, config_path: Path = DEFAULT_CONFIG_PATH, now: fl
                 report.warnings.append(endpoint_problem)
             return report
     pids = health_processes(config_path)
+    report.exabgp_pids = exabgp_processes(config_path)
     age = f"{report.age:.1f}s old" if report.age is not None else "missing"
     if not pids:
         report.exit = EXIT_NOT_RUNNING
@@ -217,7 +269,8 @@ def format_report(report: Report) -> str:
     if not report.running or state is None:
         label = "STATE UNKNOWN" if report.exit == EXIT_UNKNOWN else "NOT RUNNING"
         lines.append(f"health program {label}: {report.error}")
-        lines.append("routes: ExaBGP keeps the last announced ones until its watchdog or the router drops them")
+        lines.append(f"routes: {routes_when_not_running(report)}")
+        lines += _haproxy_lines(report)
         return "\n".join(lines)
     lines.append(
         f"health program pid {state['pid']}, last check {report.age or 0:.1f}s ago, {state['loops']} loops"
@@ -234,20 +287,70 @@ def format_report(report: Report) -> str:
     if state["sessions"]:
         lines.append("BGP sessions:")
         lines += [f"  {describe_session(a, s)}" for a, s in sorted(state["sessions"].items())]
+    lines += _haproxy_lines(report)
     if state["vips"]:
-        lines.append(f"{'VIP':<28} {'STATE':<10} {'EXABGP':<8} {'SINCE':<21} {'UP/DOWN':<8} LAST CHECK")
+        # ROUTE: what this node tells ExaBGP; EXABGP: its answer to that command; BACKEND: HAProxy's servers
+        # UP/total now; TIMES ANN/WDR: how often the VIP was announced / withdrawn by this health program
+        lines.append(
+            f"{'VIP':<24} {'ROUTE':<10} {'EXABGP':<8} {'SINCE':<21} {'BACKEND UP/TOTAL':<20} {'TIMES ANN/WDR':<13}"
+            " LAST CHECK"
+        )
         for prefix, vip in sorted(state["vips"].items()):
             result = "ok" if vip["last_ok"] else "FAIL"
             counts = f"{vip['announces']}/{vip['withdraws']}"
             acked = {True: "acked", False: "ERROR", None: "waiting"}[vip["acked"]]
+            backend = _backend_cell(report, prefix)
             lines.append(
-                f"{prefix:<28} {vip['state']:<10} {acked:<8} {when(vip['since']):<21} {counts:<8}"
-                f" {result}: {vip['reason']}"
+                f"{prefix:<24} {vip['state']:<10} {acked:<8} {when(vip['since']):<21} {backend:<20}"
+                f" {counts:<13} {result}: {vip['reason']}"
             )
     if report.problems:
         lines.append(f"NOT OK (exit {report.exit}):")
         lines += [f"  - {problem}" for problem in report.problems]
     return "\n".join(lines)
+
+
+def routes_when_not_running(report: Report) -> str:
+    """What the routers have from this node while no health program runs, from what runs and what the last
+    state says (never "ExaBGP keeps the routes" after a clean stop that withdrew them)."""
+    state = report.state
+    announced = sorted(p for p, v in state["vips"].items() if v["state"] == "announced") if state else []
+    if state is not None and state["stopping"] and not announced:
+        clean = f"stopped cleanly at {when(state['updated_at'])}: every VIP withdrawn"
+        acked = all(v["acked"] is True for v in state["vips"].values())
+        clean += " (ExaBGP acknowledged)" if acked else " (not every withdraw acknowledged by ExaBGP)"
+    else:
+        clean = ""
+    if not report.exabgp_pids:
+        what = "none from this node: ExaBGP is not running, so it has no BGP session"
+        return f"{what}; {clean}" if clean else what
+    pids = ", ".join(map(str, report.exabgp_pids))
+    if clean:
+        return f"{clean}; ExaBGP pid {pids} still runs without a health program"
+    held = f" (last known announced: {', '.join(announced)})" if announced else ""
+    return (
+        f"ExaBGP pid {pids} runs without a health program: it keeps the routes it had{held}"
+        " until it starts a new one or its watchdog stops it"
+    )
+
+
+def _backend_cell(report: Report, prefix: str) -> str:
+    name = report.backends.get(prefix)
+    if name is None:
+        return "-"
+    view = report.haproxy
+    found = view.backends.get(name) if view is not None and not view.error else None
+    return f"{name} {found.up}/{found.total}" if found else f"{name} ?"
+
+
+def _haproxy_lines(report: Report) -> list[str]:
+    view = report.haproxy
+    if view is None:
+        return []
+    if view.error:
+        return [f"HAProxy: stats not readable: {view.error}"]
+    sessions = ", ".join(f"{name} {count}" for name, count in sorted(view.client_sessions.items()))
+    return [f"HAProxy: {view.total_sessions} client session(s) now" + (f" (frontend {sessions})" if sessions else "")]
 
 
 def to_json(report: Report, version: str = "") -> str:

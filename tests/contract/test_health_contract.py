@@ -1116,7 +1116,9 @@ def test_a_maintenance_path_that_is_a_directory_is_a_clear_error_everywhere(star
         assert "Traceback" not in result.stderr + result.stdout
     doctor = ober(program.files, "doctor")
     lines = doctor.stdout.splitlines()
-    failed = next(i for i, line in enumerate(lines) if line.startswith(f"FAIL  drain path {program.files.maintenance}"))
+    failed = next(
+        i for i, line in enumerate(lines) if line.strip().startswith(f"FAIL  drain path {program.files.maintenance}")
+    )
     assert doctor.returncode == 1 and "rmdir" in lines[failed + 1] and "ober undrain" not in lines[failed + 1]
     program.files.maintenance.rmdir()
     assert program.next_lines(2) == [ANNOUNCE_V4, ANNOUNCE_V6]
