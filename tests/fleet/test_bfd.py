@@ -66,8 +66,9 @@ def test_uninstall_removes_everything_ober_put_on_the_node(bfd_fleet: Fleet) -> 
         "-c",
         "'for p in /opt/ober /etc/ober /run/ober /etc/haproxy/certs /etc/systemd/system/exabgp.service"
         " /etc/systemd/system/ober-vips.service /etc/systemd/system/ober-bfdd.service /etc/frr/ober-bfdd.conf"
-        " /etc/sysctl.d/60-ober.conf /etc/haproxy/ober-frontend.acl /etc/haproxy/haproxy.cfg.ober-new;"
-        " do [ -e $p ] && echo $p; done; getent passwd ober; ip -o addr | grep -F 203.0.113.; true'",
+        " /etc/sysctl.d/60-ober.conf /etc/haproxy/ober-frontend.acl /etc/haproxy/haproxy.cfg.ober-new"
+        " /usr/local/bin/ober;"  # a link: -L, as it dangles once /opt/ober is gone
+        " do { [ -e $p ] || [ -L $p ]; } && echo $p; done; getent passwd ober; ip -o addr | grep -F 203.0.113.; true'",
     ).stdout.split()
     assert not leftovers, f"{node.name}: left behind by the uninstall: {leftovers}"
     # HAProxy is back on the distribution's own configuration (dpkg knows its checksum)
