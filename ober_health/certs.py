@@ -70,8 +70,9 @@ def _not_after(path: Path) -> float | None:
     return datetime.strptime(re.sub(r"\s+", " ", text), "%b %d %H:%M:%S %Y %Z").replace(tzinfo=UTC).timestamp()
 
 
-def inspect_bundle(path: Path, now: float | None = None) -> Bundle:
-    """What HAProxy would make of one bundle, in words."""
+def inspect_bundle(path: Path, now: float | None = None, companion_key: bool = True) -> Bundle:
+    """What HAProxy would make of one bundle, in words. `companion_key`: a key in `<bundle>.key` counts, as
+    HAProxy loads it (on a node); the deploy ships certificate and key in one file, and checks without it."""
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
@@ -79,8 +80,9 @@ def inspect_bundle(path: Path, now: float | None = None) -> Bundle:
     except OSError as exc:
         return Bundle(str(path), f"not readable ({exc.strerror or exc})")
     if "-----BEGIN CERTIFICATE-----" not in text:
-        return Bundle(str(path), "no certificate in it")
-    if "PRIVATE KEY-----" not in text and not Path(str(path) + ".key").exists():
+        return Bundle(str(path), "no certificate in the PEM bundle")
+    separate_key = companion_key and Path(str(path) + ".key").exists()
+    if "PRIVATE KEY-----" not in text and not separate_key:
         return Bundle(str(path), "no private key in it (HAProxy needs certificate and key in one file)")
     not_after = _not_after(path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -93,5 +95,5 @@ def inspect_bundle(path: Path, now: float | None = None) -> Bundle:
         return Bundle(str(path), f"not loadable ({exc.reason or exc})", not_after)
     if not_after is not None and not_after <= (time.time() if now is None else now):
         ended = datetime.fromtimestamp(not_after, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        return Bundle(str(path), f"the certificate expired on {ended}", not_after)
+        return Bundle(str(path), f"the certificate has expired (on {ended})", not_after)
     return Bundle(str(path), "", not_after)

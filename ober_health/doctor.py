@@ -453,7 +453,14 @@ def backend_checks(config: Config, view: HaproxyView | None, haproxy_up: bool) -
                 )
             )
             continue
-        down = tuple(f"{s.name}: {s.status}" + (f", last check {s.check}" if s.check else "") for s in backend.down)
+        down = tuple(
+            f"{s.name}"
+            + (f" ({s.address})" if s.address else "")
+            + f": {s.status}"
+            + (f", last check {s.check}" if s.check else "")
+            for s in backend.down
+        )
+        probe = next((f"curl -sI http://{s.address}/" for s in backend.down if s.address), "curl -sI http://HOST:PORT/")
         what = f"backend {name} (VIP {vips}): {backend.up}/{backend.total} server(s) UP"
         if backend.up < min_up:
             checks.append(
@@ -463,7 +470,7 @@ def backend_checks(config: Config, view: HaproxyView | None, haproxy_up: bool) -
                     f"{what}, needs {min_up}: its VIPs are withdrawn",
                     "HAProxy is fine: the RGW gateways behind it fail its health checks. Check the radosgw daemons"
                     " on those hosts (systemctl status ceph-radosgw@*), and that this node reaches them"
-                    " (curl -sI http://HOST:PORT/ from here)",
+                    f" ({probe} from here)",
                     down,
                 )
             )

@@ -21,6 +21,7 @@ class ServerState:
     name: str
     status: str  # HAProxy's words: UP, DOWN, MAINT, "UP 1/2", "no check"
     check: str  # the last health check: `L4CON Connection refused`, `L7STS 503` ("" when none)
+    address: str = ""  # host:port HAProxy checks (`addr`)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def summarize(rows: list[dict[str, str]]) -> HaproxyView:
             servers.setdefault(proxy, [])
         else:
             check = " ".join(part for part in (row.get("check_status", ""), row.get("last_chk", "")) if part)
-            servers.setdefault(proxy, []).append(ServerState(name, row.get("status", ""), check.strip()))
+            server = ServerState(name, row.get("status", ""), check.strip(), row.get("addr", ""))
+            servers.setdefault(proxy, []).append(server)
     for proxy, members in servers.items():
         if proxy in LOCAL_FRONTENDS and not members:
             continue

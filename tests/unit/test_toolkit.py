@@ -210,7 +210,7 @@ def test_certificates_present_matching_expiring_expired_and_missing(tmp_path: Pa
     found = {Path(c.what.split(":")[0]).name: c for c in doctor.certificate_checks(str(cfg))}
     assert found["good.pem"].status == PASS and "certificate and key match" in found["good.pem"].what
     assert found["soon.pem"].status == WARN and "expires in" in found["soon.pem"].what
-    assert found["old.pem"].status == FAIL and "expired on" in found["old.pem"].what
+    assert found["old.pem"].status == FAIL and "has expired (on" in found["old.pem"].what
     assert "renew" in found["old.pem"].hint
     assert found["wrongkey.pem"].status == FAIL and "does not match" in found["wrongkey.pem"].what
     cfg.write_text(f"frontend s3\n    bind :443 ssl crt {tmp_path / 'gone.pem'}\n")
@@ -224,7 +224,8 @@ def test_backends_down_points_at_the_rgws_not_at_haproxy() -> None:
     [check] = doctor.backend_checks(CONFIG, view, haproxy_up=True)
     assert check.status == FAIL and "0/2 server(s) UP" in check.what
     assert "HAProxy is fine" in check.hint and "radosgw" in check.hint
-    assert "rgw02: DOWN, last check L4CON Connection refused" in check.details
+    assert "rgw02 (198.51.100.22:7480): DOWN, last check L4CON Connection refused" in check.details
+    assert "curl -sI http://198.51.100.22:7480/" in check.hint
 
 
 def test_backends_with_some_down_but_enough_up_is_a_warning() -> None:
