@@ -133,6 +133,7 @@ FACTS = {
     "Which": lambda command, **k: f"/usr/sbin/{command}",
     "File": lambda **k: None,
     "Directory": lambda **k: None,
+    "Link": lambda **k: None,
     "FindFiles": lambda **k: [],
     "Sha1File": lambda **k: None,
     "TmpDir": lambda **k: "/tmp",
