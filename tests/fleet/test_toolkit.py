@@ -74,7 +74,9 @@ def test_ober_is_on_path_with_the_installed_version_and_help_for_each_command(no
 
 
 def test_doctor_on_a_healthy_node_passes_and_warns_that_there_is_no_hardware_watchdog(node: NspawnNode) -> None:
+    started = time.monotonic()
     code, checks, human = doctor(node)
+    record_figure("fleet: ober doctor --json + ober doctor over SSH", time.monotonic() - started)
     assert code == 0, human
     groups = [c["group"] for c in checks]
     for group in ("node", "kernel", "haproxy", "certificates", "backends", "health program", "bgp"):
