@@ -1,26 +1,56 @@
 """Check TLS bundles on the controller, so HAProxy never gets a certificate it would refuse or serve expired.
 
-A bundle is what HAProxy's `crt` loads: certificate (+ chain) and private key in one PEM file. The checks
-are the node's (ober_health.certs, the standard library): a key that does not match, an expired
-certificate (a warning window belongs in monitoring and `ober doctor`, not in a deploy gate).
+A bundle is what HAProxy's `crt` loads: certificate (+ chain) and private key in one PEM file. The key
+check uses the stdlib (`ssl.load_cert_chain` fails on a key that does not match); the expiry check uses
+the `openssl` command, which every controller that handles certificates has.
 """
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 from pathlib import Path
 
-from ober_health.certs import inspect_bundle
+EXPIRY_MARGIN_SECONDS = 0  # expired now; a warning window belongs in monitoring, not in a deploy gate
 
 
 def certificate_problem(path: Path) -> str:
-    """Why `path` is not a usable HAProxy bundle ('' when it is): the node's own check (ober_health.certs),
-    so the deploy and `ober doctor` judge a bundle alike."""
+    """Why `path` is not a usable HAProxy bundle ('' when it is)."""
     try:
         if not path.is_file():
             return "no such file on the controller"
-    except OSError as error:  # name too long: a line for the operator, not a traceback
+        text = path.read_text(errors="replace")
+    except OSError as error:  # permission denied, name too long: a line for the operator, not a traceback
         return f"not readable on the controller ({error.strerror or error})"
-    problem = inspect_bundle(path, companion_key=False).problem
-    if problem.startswith("not readable"):
-        return problem.replace("not readable", "not readable on the controller", 1)
-    return problem
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return "no certificate in the PEM bundle"
+    if "PRIVATE KEY-----" not in text:
+        return "no private key in the PEM bundle (HAProxy needs certificate and key in one file)"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(path))
+    except ssl.SSLError as error:
+        if "KEY_VALUES_MISMATCH" in str(error) or "key values mismatch" in str(error):
+            return "the private key does not match the certificate"
+        return f"not loadable ({error.reason or error})"
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return ""
+    result = subprocess.run(
+        [openssl, "x509", "-noout", "-checkend", str(EXPIRY_MARGIN_SECONDS), "-in", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    if result.returncode != 0:
+        end = subprocess.run(
+            [openssl, "x509", "-noout", "-enddate", "-in", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+        return f"the certificate has expired ({end})"
+    return ""
