@@ -15,3 +15,7 @@ ober_whitelist_backend = []  # every RGW address must be inside (empty: no check
 ober_backend_check_path = "/"  # RGW health check: HEAD this path, expect 200 (anonymous: RGW answers 200)
 ober_check_dns = True  # resolve backend names on the controller before deploying
 ober_maxconn = 100000  # HAProxy's global connection limit
+# Strict-Transport-Security max-age (s) on TLS responses; 0: no header. Off by default: browsers enforce it
+# for max-age on the S3 name and it cannot be taken back sooner; S3 SDKs ignore it. 63072000 (2 years) is
+# Mozilla's value for a site that serves its S3 name over HTTPS only (ober_http off).
+ober_hsts_max_age = 0

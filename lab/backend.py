@@ -1,4 +1,5 @@
-"""A stand-in for one RGW daemon: answers every GET with its name, so a client sees which node served it.
+"""A stand-in for one RGW daemon: answers every GET with its name, so a client sees which node served it;
+a GET of /echo-headers answers with the request's header lines instead (what HAProxy forwarded).
 
 python -m lab.backend --port 8080 --name node1/rgw1
 """
@@ -16,11 +17,15 @@ def serve(host: str, port: int, name: str) -> None:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
+            answer = body
+            if self.path.startswith("/echo-headers"):
+                answer = "".join(f"{header}: {value}\n" for header, value in self.headers.items()).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(answer)
 
         do_HEAD = do_GET
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ober_deploy.paths import NodePaths
+
 # What the deploy asks the node (pyinfra's Command fact): the running binary's version, else apt's candidate.
 VERSION_COMMAND = (
     "haproxy -v 2>/dev/null | head -n 1; apt-cache policy haproxy 2>/dev/null | sed -n 's/^ *Candidate: *//p'"
@@ -42,6 +44,45 @@ class HaproxyFeatures:
         return "unknown" if self.version is None else f"{self.version[0]}.{self.version[1]}"
 
 
+# Query parameters of presigned URLs that are credentials (SigV4: signature, credential scope with the access
+# key id, STS session token; SigV2: access key id and signature). HAProxy's access log shows their values
+# masked; the path, the other parameters, status, bytes and timings stay.
+SECRET_QUERY_PARAMETERS = ("X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "AWSAccessKeyId", "Signature")
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class StatsSocket:
+    """One of HAProxy's stats sockets as haproxy.cfg declares it: what the deploy also checks on the node.
+
+    HAProxy sets mode and owner only when it creates the socket; a reload inherits the old socket, so a
+    node whose first HAProxy ran the distribution's config keeps that config's mode until something looks.
+    """
+
+    path: str
+    mode: str  # octal, as haproxy.cfg and chmod write it
+    user: str
+    group: str
+    level: str  # admin: full control; user: read-only statistics
+
+
+def stats_sockets(paths: NodePaths) -> tuple[StatsSocket, ...]:
+    """Operators (root) get the admin socket; ober-health and `ober` (group `paths.user`) the read-only one."""
+    return (
+        StatsSocket(paths.admin_socket, "600", "root", "root", "admin"),
+        StatsSocket(paths.ober_socket, "660", "root", paths.user, "user"),
+    )
+
+
+def uri_mask() -> str:
+    """HAProxy converters that mask the value of each secret query parameter (any case) in a path + query.
+
+    One `regsub` per name: an alternation would need parentheses, which HAProxy's argument parser of 2.6
+    does not take unescaped. A name that ends another one (`Signature` in `X-Amz-Signature`) masks the same
+    value again, harmlessly."""
+    return ",".join(f"regsub({name}=[^&]*,{name}={MASK},ig)" for name in SECRET_QUERY_PARAMETERS)
+
+
 def parse_version(text: str | None) -> tuple[int, int] | None:
     """(major, minor) from `haproxy -v` output, or else from a package version line (`3.0.11-1+deb13u4`)."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
@@ -61,4 +102,14 @@ def haproxy_features(text: str | None) -> HaproxyFeatures:
     return HaproxyFeatures(parse_version(text))
 
 
-__all__ = ["VERSION_COMMAND", "HaproxyFeatures", "haproxy_features", "parse_version"]
+__all__ = [
+    "MASK",
+    "SECRET_QUERY_PARAMETERS",
+    "VERSION_COMMAND",
+    "HaproxyFeatures",
+    "StatsSocket",
+    "haproxy_features",
+    "parse_version",
+    "stats_sockets",
+    "uri_mask",
+]

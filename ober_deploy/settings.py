@@ -29,6 +29,7 @@ from ober_deploy.tls import certificate_problem
 KEY_PREFIX = "ober_"
 DEFAULT_BACKEND = "be_rgw"
 ASN_RANGE = (1, 4294967295)
+HSTS_MAX_AGE_RANGE = (0, 63072000)  # off .. two years (Mozilla's recommended value)
 HOLD_TIME_RANGE = (3, 65535)  # RFC 4271: 0 or at least 3; 0 (no keepalives) would hide a dead node forever
 _COMMUNITY = re.compile(r"[0-9]{1,5}:[0-9]{1,5}")  # fullmatch: `$` would accept a trailing newline
 _HOSTNAME = re.compile(  # fullmatch: `$` would accept a trailing newline
@@ -62,6 +63,7 @@ KNOWN_KEYS = frozenset(
         "ober_wheels_dir",
         "ober_check_dns",
         "ober_maxconn",
+        "ober_hsts_max_age",
     }
 )
 
@@ -159,6 +161,7 @@ class NodeSettings:
     wheels_dir: Path | None
     maxconn: int
     backend_names: tuple[str, ...] = field(default=())
+    hsts_max_age: int = 0  # Strict-Transport-Security on TLS responses; 0: no header
 
     @property
     def bfd(self) -> bool:
@@ -501,6 +504,9 @@ def node_settings(
         c.add("ober_wheels_dir", wheels_dir, "not a directory on the controller")
         wheels_dir = None
     maxconn = _int(c, "ober_maxconn", data.get("ober_maxconn", 100000), 100, 10_000_000) or 100000
+    hsts_max_age = _int(c, "ober_hsts_max_age", data.get("ober_hsts_max_age", 0), *HSTS_MAX_AGE_RANGE) or 0
+    if hsts_max_age and not certificates:
+        c.add("ober_hsts_max_age", hsts_max_age, "set, but ober_tls_certificates is empty: no TLS response to carry it")
 
     for version in {vip.version for vip in vips}:
         if not any(peer.version == version for peer in peers):
@@ -533,6 +539,7 @@ def node_settings(
         wheels_dir=Path(str(wheels_dir)) if wheels_dir else None,
         maxconn=maxconn,
         backend_names=backend_names,
+        hsts_max_age=hsts_max_age,
     )
 
 

@@ -4,13 +4,13 @@ and a change is applied by a seamless reload (the master keeps the listeners: no
 import logging
 
 from pyinfra import host
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, Socket
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ober_deploy import staged
-from ober_deploy.haproxy import VERSION_COMMAND, haproxy_features
+from ober_deploy.haproxy import VERSION_COMMAND, haproxy_features, stats_sockets, uri_mask
 from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import current_platform, current_settings, triggers
 
@@ -73,6 +73,8 @@ config = staged.template(
     threads=threads,
     maxconn=maxconn,
     haproxy=haproxy,
+    sockets=stats_sockets(PATHS),
+    uri_mask=uri_mask(),
 )
 systemd.service(name="HAProxy running and enabled", service="haproxy.service", running=True, enabled=True)
 # `systemctl reload` only signals the master: a config that passes `haproxy -c` can still fail to load
@@ -97,3 +99,15 @@ server.shell(
     commands=[RELOAD],
     _if=any_changed(config, *triggers("haproxy")),
 )
+
+# The stats sockets' modes and owners as haproxy.cfg says them, whatever the node's history: HAProxy applies
+# them only when it creates a socket, a reload keeps the old one (Debian's own config made admin.sock 660 at
+# the first start). Decided from the live socket (stat); chmod/chown of a socket drops no connection.
+for socket in stats_sockets(PATHS):
+    live = host.get_fact(Socket, path=socket.path)
+    if live and (live["mode"], live["user"], live["group"]) != (int(socket.mode), socket.user, socket.group):
+        server.shell(
+            name=f"{socket.path}: mode {socket.mode} {socket.user}:{socket.group} (live: "
+            f"{live['mode']} {live['user']}:{live['group']})",
+            commands=[f"chmod {socket.mode} {socket.path}", f"chown {socket.user}:{socket.group} {socket.path}"],
+        )

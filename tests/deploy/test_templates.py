@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pyinfra.api.util import get_template
 
-from ober_deploy.haproxy import HaproxyFeatures, haproxy_features, parse_version
+from ober_deploy.haproxy import HaproxyFeatures, haproxy_features, parse_version, stats_sockets, uri_mask
 from ober_deploy.kernel import SYSCTLS
 from ober_deploy.paths import MANAGED, PATHS, NodePaths
 from ober_deploy.platform import platform_from_facts
@@ -79,6 +79,8 @@ TASK_DATA: dict[str, Callable[[NodeSettings, NodePaths], dict[str, Any]]] = {
         "threads": THREADS,
         "maxconn": o.maxconn,
         "haproxy": HAPROXY_HERE,
+        "sockets": stats_sockets(p),
+        "uri_mask": uri_mask(),
     },
     "haproxy-ober.conf.j2": lambda o, p: {},
     "tmpfiles-haproxy.conf.j2": lambda o, p: {},
@@ -340,8 +342,9 @@ def test_handshake_timeout_only_for_a_haproxy_that_has_it(bundles: Bundles, tmp_
 
 def test_haproxy_sockets_for_operators_and_ober_health(node: Rendered) -> None:
     config = node.live["haproxy.cfg.j2"]
-    assert "stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners" in config
-    assert "stats socket /run/haproxy/ober.sock mode 660 group ober level user" in config
+    admin = "stats socket /run/haproxy/admin.sock mode 600 user root group root level admin expose-fd listeners"
+    assert admin in config
+    assert "stats socket /run/haproxy/ober.sock mode 660 user root group ober level user" in config
     assert "monitor-uri /health" in config  # what health.toml's haproxy_url asks
 
 
