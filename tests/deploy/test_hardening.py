@@ -1,0 +1,90 @@
+"""Hardening the deploy renders (issue 13): the inventory's HSTS option, and the sandbox of every unit ober
+installs, scored by systemd's own `systemd-analyze security` on the rendered units (offline: the units as
+the deploy writes them, haproxy.service as Debian ships it plus ober's drop-in). The fleet test
+(tests/fleet/test_hardening.py) scores the same units live on booted nodes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from pyinfra.api.util import get_template
+
+from ober_deploy.paths import MANAGED, PATHS
+from ober_deploy.settings import InventoryError, node_settings
+from tests.conftest import record_outcome
+from tests.deploy.conftest import Bundles
+from tests.deploy.support import HOST, REPO, VENV_BIN, resolver, run, site_data
+
+DEBIAN_HAPROXY_UNIT = Path("/lib/systemd/system/haproxy.service")
+# "OK" on systemd's scale is below 5.0; what these units reach here (systemd 252) with a margin
+LIMITS = {"exabgp.service": 2.5, "ober-vips.service": 2.5, "haproxy.service": 4.0}
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (-1, "out of range 0..63072000"),
+        (63072001, "out of range 0..63072000"),
+        ("31536000", "not an integer"),
+        (True, "not an integer"),
+    ],
+)
+def test_hsts_max_age_out_of_range_is_named(bundles: Bundles, value: object, why: str) -> None:
+    data = site_data(ober_tls_certificates=[str(bundles.good)], ober_hsts_max_age=value)
+    with pytest.raises(InventoryError) as error:
+        node_settings(HOST, data, resolver=resolver)
+    assert error.value.problems == [f"{HOST}: ober_hsts_max_age = {value!r}: {why}"]
+
+
+def test_hsts_without_tls_is_refused_and_default_is_off(bundles: Bundles) -> None:
+    with pytest.raises(InventoryError) as error:
+        node_settings(HOST, site_data(ober_hsts_max_age=600), resolver=resolver)
+    assert error.value.problems == [
+        f"{HOST}: ober_hsts_max_age = 600: set, but ober_tls_certificates is empty: no TLS response to carry it"
+    ]
+    tls = site_data(ober_tls_certificates=[str(bundles.good)])
+    assert node_settings(HOST, tls, resolver=resolver).hsts_max_age == 0
+    assert node_settings(HOST, tls | {"ober_hsts_max_age": 600}, resolver=resolver).hsts_max_age == 600
+
+
+def render_unit(template: str, **data: object) -> str:
+    ober = node_settings(HOST, site_data(), resolver=resolver)
+    return get_template(str(REPO / "templates" / template)).render(managed=MANAGED, ober=ober, paths=PATHS, **data)
+
+
+def exposure(root: Path, unit: str) -> tuple[float, str]:
+    """`systemd-analyze security --offline` of `unit` under `root`: (overall exposure, the report)."""
+    result = run(["systemd-analyze", "security", "--offline=yes", f"--root={root}", "--no-pager", unit])
+    report = result.stdout + result.stderr
+    match = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d)", report)
+    assert match, report
+    return float(match.group(1)), report
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+@pytest.mark.skipif(not DEBIAN_HAPROXY_UNIT.exists(), reason="Debian's haproxy.service is not installed here")
+def test_every_unit_ober_installs_scores_ok_on_systemd_analyze_security(tmp_path: Path) -> None:
+    """Scored as the node would see them: the units in /etc/systemd/system, Debian's haproxy.service in
+    /lib/systemd/system with ober's drop-in. ExecStart must exist for systemd to analyze the unit offline:
+    the venv is this checkout's (as `systemd-analyze verify` in test_templates)."""
+    system = tmp_path / "etc/systemd/system"
+    (system / "haproxy.service.d").mkdir(parents=True)
+    (tmp_path / "lib/systemd/system").mkdir(parents=True)
+    shutil.copy(DEBIAN_HAPROXY_UNIT, tmp_path / "lib/systemd/system/haproxy.service")
+    exabgp = render_unit("exabgp.service.j2", drain_timeout=30, watchdog_seconds=5)
+    (system / "exabgp.service").write_text(exabgp.replace(PATHS.venv, str(VENV_BIN.parent)))
+    (system / "ober-vips.service").write_text(render_unit("ober-vips.service.j2"))
+    (system / "haproxy.service.d/ober.conf").write_text(render_unit("haproxy-ober.conf.j2"))
+    for unit, limit in LIMITS.items():
+        score, report = exposure(tmp_path, unit)
+        record_outcome("systemd-analyze security (offline, systemd here)", f"{unit}: {score}")
+        assert score <= limit, f"{unit}: {score} > {limit}\n{report}"
+    # the drop-in is what makes haproxy.service score: without it, Debian's unit alone
+    (system / "haproxy.service.d/ober.conf").unlink()
+    score, _ = exposure(tmp_path, "haproxy.service")
+    record_outcome("systemd-analyze security (offline, systemd here)", f"haproxy.service without the drop-in: {score}")
+    assert score > LIMITS["haproxy.service"]
