@@ -1,5 +1,10 @@
 """Check TLS bundles on the controller, so HAProxy never gets a certificate it would refuse or serve expired.
 
+HAProxy serves the bundle's certificates as they are: the first is the server's, each next one must be the
+issuer of the one before (the chain a client needs, intermediates included; the root is optional). A
+bundle with a stranger in the chain (an old intermediate) would be served as it is, and clients without
+that intermediate would fail: it is refused here.
+
 A bundle is what HAProxy's `crt` loads: certificate (+ chain) and private key in one PEM file. The key
 check uses the stdlib (`ssl.load_cert_chain` fails on a key that does not match); the expiry check uses
 the `openssl` command, which every controller that handles certificates has.
@@ -7,11 +12,13 @@ the `openssl` command, which every controller that handles certificates has.
 
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import subprocess
 from pathlib import Path
 
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 EXPIRY_MARGIN_SECONDS = 0  # expired now; a warning window belongs in monitoring, not in a deploy gate
 
 
@@ -53,4 +60,27 @@ def certificate_problem(path: Path) -> str:
             check=False,
         ).stdout.strip()
         return f"the certificate has expired ({end})"
+    return chain_problem(openssl, _PEM_CERTIFICATE.findall(text))
+
+
+def chain_problem(openssl: str, certificates: list[str]) -> str:
+    """Why the certificates after the first are not each the issuer of the one before ('' when they are)."""
+    names: list[tuple[str, str]] = []  # (subject, issuer) of each certificate, as openssl prints them
+    for pem in certificates:
+        out = subprocess.run(
+            [openssl, "x509", "-noout", "-subject", "-issuer", "-nameopt", "RFC2253"],
+            input=pem,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.splitlines()
+        fields = dict(line.split("=", 1) for line in out if "=" in line)
+        names.append((fields.get("subject", "?"), fields.get("issuer", "?")))
+    for index in range(1, len(names)):
+        if names[index][0] != names[index - 1][1]:
+            return (
+                f"certificate {index + 1} of the bundle ({names[index][0]}) is not the issuer of certificate "
+                f"{index} ({names[index - 1][1]}): the chain is out of order or holds a stranger"
+            )
     return ""

@@ -154,3 +154,28 @@ def make_expired_bundle(directory: Path, name: str) -> Path:
     bundle = directory / f"{name}.pem"
     bundle.write_text(cert.read_text() + key.read_text())
     return bundle
+
+
+def make_chain(directory: Path, name: str = "s3.lab.example", address: str = "203.0.113.10") -> dict[str, Path]:
+    """What a site's CA issues: a root (what clients trust), an intermediate, and the server's certificate
+    for `name` and `address` signed by the intermediate. `bundle` is certificate + intermediate + key (what
+    HAProxy serves), `inter_key`/`inter` sign more, `root` verifies."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lab root",
+             "-keyout", "root.key", "-out", "root.crt", *ca, cwd=directory)  # fmt: skip
+    (directory / "inter.ext").write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=lab intermediate",
+             "-keyout", "inter.key", "-out", "inter.csr", cwd=directory)  # fmt: skip
+    _openssl("x509", "-req", "-in", "inter.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial",
+             "-days", "2", "-extfile", "inter.ext", "-out", "inter.crt", cwd=directory)  # fmt: skip
+    (directory / "leaf.ext").write_text(f"subjectAltName=DNS:{name},IP:{address}\nextendedKeyUsage=serverAuth\n")
+    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+             "-keyout", "leaf.key", "-out", "leaf.csr", cwd=directory)  # fmt: skip
+    _openssl("x509", "-req", "-in", "leaf.csr", "-CA", "inter.crt", "-CAkey", "inter.key", "-CAcreateserial",
+             "-days", "2", "-extfile", "leaf.ext", "-out", "leaf.crt", cwd=directory)  # fmt: skip
+    bundle = directory / f"{name}.pem"
+    leaf, inter = (directory / "leaf.crt").read_text(), (directory / "inter.crt").read_text()
+    bundle.write_text(leaf + inter + (directory / "leaf.key").read_text())
+    return {"root": directory / "root.crt", "inter": directory / "inter.crt", "bundle": bundle,
+            "leaf": directory / "leaf.crt", "key": directory / "leaf.key"}  # fmt: skip

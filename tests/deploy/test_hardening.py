@@ -17,7 +17,7 @@ from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.settings import InventoryError, node_settings
 from tests.conftest import record_outcome
 from tests.deploy.conftest import Bundles
-from tests.deploy.support import HOST, REPO, VENV_BIN, resolver, run, site_data
+from tests.deploy.support import HOST, REPO, VENV_BIN, make_chain, resolver, run, site_data
 
 DEBIAN_HAPROXY_UNIT = Path("/lib/systemd/system/haproxy.service")
 # "OK" on systemd's scale is below 5.0; what these units reach here (systemd 252) with a margin
@@ -49,6 +49,22 @@ def test_hsts_without_tls_is_refused_and_default_is_off(bundles: Bundles) -> Non
     tls = site_data(ober_tls_certificates=[str(bundles.good)])
     assert node_settings(HOST, tls, resolver=resolver).hsts_max_age == 0
     assert node_settings(HOST, tls | {"ober_hsts_max_age": 600}, resolver=resolver).hsts_max_age == 600
+
+
+def test_a_bundle_whose_chain_holds_a_stranger_is_refused(tmp_path: Path) -> None:
+    """The certificate, its intermediate and key pass; the same certificate followed by a CA certificate that
+    did not issue it (HAProxy would serve it as it is, and clients without the intermediate could not verify)
+    is refused, naming both."""
+    good = make_chain(tmp_path / "good")
+    assert node_settings(HOST, site_data(ober_tls_certificates=[str(good["bundle"])]), resolver=resolver)
+    wrong = tmp_path / "wrong.pem"
+    wrong.write_text(good["leaf"].read_text() + good["root"].read_text() + good["key"].read_text())
+    with pytest.raises(InventoryError) as error:
+        node_settings(HOST, site_data(ober_tls_certificates=[str(wrong)]), resolver=resolver)
+    assert error.value.problems == [
+        f"{HOST}: ober_tls_certificates[0] = {str(wrong)!r}: certificate 2 of the bundle (CN=lab root) is not the "
+        "issuer of certificate 1 (CN=lab intermediate): the chain is out of order or holds a stranger"
+    ]
 
 
 def render_unit(template: str, **data: object) -> str:

@@ -26,6 +26,7 @@ from lab.procs import netns_exec, run
 from lab.rootfs import ensure_unpacked, node_image
 from ober_deploy.settings import node_settings
 from tests.conftest import record_outcome, unique_prefix
+from tests.deploy.support import make_chain
 
 FrontendFactory = Callable[..., Frontend]
 NAME = "s3.lab.example"
@@ -48,34 +49,13 @@ def make_frontend(tmp_path: Path) -> Iterator[FrontendFactory]:
         frontend.down()
 
 
-# ---- certificates: a root CA, an intermediate CA, the VIP's certificate (what a site's public CA issues)
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, f"openssl {' '.join(args)}: {result.stderr}"
+# ---- TLS: a root CA, an intermediate CA, the VIP's certificate (what a site's CA issues)
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """root.crt (what clients trust) and bundle.pem: certificate, intermediate, key (what HAProxy serves)."""
-    d = tmp_path_factory.mktemp("chain")
-    ca = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lab root",
-            "-keyout", "root.key", "-out", "root.crt", *ca, cwd=d)  # fmt: skip
-    (d / "inter.ext").write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
-    openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=lab intermediate",
-            "-keyout", "inter.key", "-out", "inter.csr", cwd=d)  # fmt: skip
-    openssl("x509", "-req", "-in", "inter.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "inter.ext", "-out", "inter.crt", cwd=d)  # fmt: skip
-    (d / "leaf.ext").write_text(f"subjectAltName=DNS:{NAME},IP:203.0.113.10\nextendedKeyUsage=serverAuth\n")
-    openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={NAME}",
-            "-keyout", "leaf.key", "-out", "leaf.csr", cwd=d)  # fmt: skip
-    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "inter.crt", "-CAkey", "inter.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "leaf.ext", "-out", "leaf.crt", cwd=d)  # fmt: skip
-    bundle = d / f"{NAME}.pem"
-    bundle.write_text((d / "leaf.crt").read_text() + (d / "inter.crt").read_text() + (d / "leaf.key").read_text())
-    return {"root": d / "root.crt", "bundle": bundle}
+    return make_chain(tmp_path_factory.mktemp("chain"), NAME)
 
 
 def handshake(frontend: Frontend, root: Path, *options: str) -> subprocess.CompletedProcess[str]:
