@@ -107,7 +107,9 @@ def test_a_presigned_urls_credentials_never_reach_the_journal(fleet: Fleet) -> N
     url = fleet.s3("presign", "--bucket", BUCKET, "--key", "secret-test", endpoint=fleet.s3_endpoint())["url"]
     signature = re.search(r"X-Amz-Signature=([0-9a-f]+)", url)
     assert signature, url
-    result = fleet.client_run("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", url, timeout=30)
+    result = fleet.client_run(
+        "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(fleet.ca_certificate), url, timeout=30
+    )  # fmt: skip
     assert result.stdout in ("200", "404"), result.stdout + result.stderr  # RGW answered it
     lines: list[str] = []
     deadline = time.monotonic() + 10
