@@ -92,6 +92,26 @@ def test_tls_offers_only_the_intermediate_profiles_groups_and_serves_the_chain(
     assert "Verify return code: 0 (ok)" in result.stdout
 
 
+def test_sslyze_finds_no_failure_of_mozillas_intermediate_profile_but_the_labs_ca(
+    make_frontend: FrontendFactory, chain: dict[str, Path]
+) -> None:
+    """sslyze, an independent scanner, against the VIP: protocols, suites, groups, vulnerabilities checked
+    against Mozilla's intermediate profile. The one failure it may report is the path validation of the
+    lab's certificate (issued by a CA no public trust store has)."""
+    frontend = make_frontend(ober_tls_certificates=[str(chain["bundle"])])
+    scan = frontend.client(
+        sys.executable, "-m", "sslyze", "--mozilla_config=intermediate", f"{NAME}:443{{{frontend.vip}}}", timeout=300
+    )
+    report = scan.stdout
+    assert "SCANS COMPLETED" in report, scan.stderr[-2000:]
+    curves = re.search(r"Supported curves: +(.*)", report)
+    assert curves and curves.group(1).strip() == "X25519, secp256r1, secp384r1", report[-3000:]
+    compliance = report[report.index("COMPLIANCE AGAINST TLS CONFIGURATION") :]
+    failures = re.findall(r"^ +\* (\w+):", compliance, re.M)
+    record_outcome("sslyze --mozilla_config=intermediate (lab frontend, HAProxy here)", f"failures: {failures}")
+    assert failures == ["certificate_path_validation"], compliance
+
+
 def test_haproxy_3_0_of_debian_13_accepts_the_same_config(chain: dict[str, Path], tmp_path: Path) -> None:
     """The keywords above on Debian 13's HAProxy 3.0 (this machine has 2.6): `haproxy -c` in a chroot of the
     lab's Debian 13 node image (read-only; the config is mounted into it), with the config a 3.0 node gets."""
