@@ -2,9 +2,10 @@
 config says whatever the node's history, systemd's own score of every unit ober installs (and the units still
 serve), and a presigned URL whose credentials never reach the node's journal.
 
-The nodes boot Debian 12 with HAProxy installed and started by the distribution (its own haproxy.cfg made
+The nodes boot Debian 12 (HAProxy 2.6, systemd 252) and, in a second fleet, Debian 13 (HAProxy 3.0, systemd
+257), with HAProxy installed and started by the distribution (its own haproxy.cfg made
 /run/haproxy/admin.sock 660 root:haproxy at that first start): the history issue 13 found on real nodes.
-One fleet of two nodes for the module; a test that changes a node puts it back.
+One fleet of two nodes per release; a test that changes a node puts it back.
 """
 
 from __future__ import annotations
@@ -35,11 +36,19 @@ LIMITS = {"exabgp.service": 2.5, "ober-vips.service": 2.5, "haproxy.service": 4.
 BUCKET = "hardening-bucket"
 
 
-@pytest.fixture(scope="module")
-def fleet(fleet_ok: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    fleet = start_fleet(tmp_path_factory.mktemp("hardening"), nodes=2)
+RELEASES = {"debian12": "bookworm", "debian13": "trixie"}
+
+
+@pytest.fixture(scope="module", params=list(RELEASES))
+def fleet(request: pytest.FixtureRequest, fleet_ok: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    suite = RELEASES[request.param]
+    fleet = start_fleet(tmp_path_factory.mktemp(f"hardening-{request.param}"), nodes=2, suite=suite)
     yield fleet
     stop_fleet(fleet)
+
+
+def release(fleet: Fleet) -> str:
+    return f"Debian {13 if fleet.suite == 'trixie' else 12}"
 
 
 def first(fleet: Fleet) -> NspawnNode:
@@ -85,7 +94,9 @@ def test_every_unit_ober_installs_scores_ok_and_still_serves(fleet: Fleet) -> No
         report = node.ssh("systemd-analyze", "security", "--no-pager", unit).stdout
         match = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d) (\w+)", report)
         assert match, report[-2000:]
-        record_outcome("systemd-analyze security (Debian 12 node)", f"{unit}: {match.group(1)} {match.group(2)}")
+        record_outcome(
+            f"systemd-analyze security ({release(fleet)} node)", f"{unit}: {match.group(1)} {match.group(2)}"
+        )
         assert float(match.group(1)) <= limit, report
     for unit in LIMITS:
         assert node.ssh("systemctl", "is-active", unit, check=False).stdout.strip() == "active", unit
@@ -123,6 +134,6 @@ def test_a_presigned_urls_credentials_never_reach_the_journal(fleet: Fleet) -> N
             lines += [line for line in journal.splitlines() if f"/{BUCKET}/secret-test" in line]
         time.sleep(0.5)
     assert len(lines) == 1, lines
-    record_outcome("HAProxy's journal line of a presigned GET (Debian 12 node)", lines[0])
+    record_outcome(f"HAProxy's journal line of a presigned GET ({release(fleet)} node)", lines[0])
     assert f'"GET /{BUCKET}/secret-test?' in lines[0] and "X-Amz-Signature=***" in lines[0], lines[0]
     assert f" {result.stdout} " in lines[0], lines[0]
