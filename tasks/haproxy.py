@@ -102,12 +102,19 @@ server.shell(
 
 # The stats sockets' modes and owners as haproxy.cfg says them, whatever the node's history: HAProxy applies
 # them only when it creates a socket, a reload keeps the old one (Debian's own config made admin.sock 660 at
-# the first start). Decided from the live socket (stat); chmod/chown of a socket drops no connection.
+# its first start). Decided from the live socket (stat); chmod/chown of a socket drops no connection. A socket
+# absent now may be made during this run (the package's first start, with the distribution's config): it is
+# checked again on the node, after the reload.
 for socket in stats_sockets(PATHS):
     live = host.get_fact(Socket, path=socket.path)
-    if live and (live["mode"], live["user"], live["group"]) != (int(socket.mode), socket.user, socket.group):
-        server.shell(
-            name=f"{socket.path}: mode {socket.mode} {socket.user}:{socket.group} (live: "
-            f"{live['mode']} {live['user']}:{live['group']})",
-            commands=[f"chmod {socket.mode} {socket.path}", f"chown {socket.user}:{socket.group} {socket.path}"],
-        )
+    wanted = f"{socket.mode} {socket.user} {socket.group}"
+    if live and f"{live['mode']} {live['user']} {live['group']}" == wanted:
+        continue
+    seen = f"live: {live['mode']} {live['user']}:{live['group']}" if live else "not there yet"
+    server.shell(
+        name=f"{socket.path}: mode {socket.mode} {socket.user}:{socket.group} ({seen})",
+        commands=[
+            f'[ ! -S {socket.path} ] || [ "$(stat -c "%a %U %G" {socket.path})" = "{wanted}" ] || '
+            f"{{ chmod {socket.mode} {socket.path} && chown {socket.user}:{socket.group} {socket.path}; }}"
+        ],
+    )

@@ -132,6 +132,7 @@ FACTS = {
     "Users": lambda **k: {},
     "Which": lambda command, **k: f"/usr/sbin/{command}",
     "File": lambda **k: None,
+    "Socket": lambda **k: None,  # HAProxy not running yet: no stats socket
     "Directory": lambda **k: None,
     "Link": lambda **k: None,
     "FindFiles": lambda **k: [],
