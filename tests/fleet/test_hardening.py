@@ -18,6 +18,7 @@ import pytest
 
 from lab.fleet import VIPS, Fleet
 from lab.nspawn import NspawnNode
+from lab.procs import wait_for
 from tests.conftest import record_outcome
 from tests.fleet.conftest import FibWatcher, start_fleet, stop_fleet
 
@@ -137,3 +138,22 @@ def test_a_presigned_urls_credentials_never_reach_the_journal(fleet: Fleet) -> N
     record_outcome(f"HAProxy's journal line of a presigned GET ({release(fleet)} node)", lines[0])
     assert f'"GET /{BUCKET}/secret-test?' in lines[0] and "X-Amz-Signature=***" in lines[0], lines[0]
     assert f" {result.stdout} " in lines[0], lines[0]
+
+
+def test_a_reboot_of_the_sandboxed_units_drains_first_and_no_request_fails(fleet: Fleet) -> None:
+    """The whole life of the sandboxed units once more: the stop path (`ober drain` in exabgp.service's sandbox)
+    during a reboot, under a client loop; then ober-vips, HAProxy and ExaBGP start at boot and serve."""
+    node = first(fleet)
+    client = fleet.start_client(VIPS[0], duration=14.0)
+    time.sleep(2.0)
+    boots = node.boots
+    node.ssh("systemctl", "reboot", check=False)
+    wait_for(lambda: node.boots > boots, timeout=90, what=f"{node.name} to reboot")
+    result = fleet.client_result(client)
+    node.wait_running(timeout=90)
+    fleet.wait_routes(timeout=60)
+    stop = node.ssh("journalctl", "-b", "-1", "-u", "exabgp.service", "-o", "cat", "--no-pager", check=False).stdout
+    assert result.failed == 0, f"{result.failed} of {result.ok + result.failed} failed: {result.errors}\n{stop[-3000:]}"
+    assert "drain: every VIP withdrawn (ExaBGP acknowledged)" in stop, stop[-3000:]
+    for unit in LIMITS:
+        assert node.ssh("systemctl", "is-active", unit, check=False).stdout.strip() == "active", unit
