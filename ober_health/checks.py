@@ -1,8 +1,8 @@
 """What "healthy" means on a node: HAProxy answers its health URL, and enough backend servers are UP.
 
-One HTTP check and at most one `show stat` per loop, shared by every VIP: the cost of the loop does not
-grow with the number of VIPs. Both have a hard timeout, so a hung (SIGSTOPped) HAProxy is unhealthy
-within `timeout`, not never.
+One HTTP check and at most one `show stat` per loop, shared by every VIP, read in one pass into counts per
+backend: the loop's cost grows with HAProxy's rows, not with VIPs x rows (bench/healthloop.py). Both have a
+hard timeout, so a hung (SIGSTOPped) HAProxy is unhealthy within `timeout`, not never.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from ober_health.config import Config, VipConfig
 class CheckResult:
     ok: bool
     reason: str
+    # False when the answer is not known yet (servers HAProxy has not checked since it started): the VIP
+    # keeps its current route and its streaks, so a reload neither withdraws nor announces it
+    known: bool = True
 
 
 def http_get(url: str, timeout: float) -> tuple[int, bytes]:
@@ -119,48 +122,111 @@ def haproxy_command(path: str, command: str, timeout: float) -> str:
 
 
 def parse_show_stat(text: str) -> list[dict[str, str]]:
-    """`show stat` CSV (header line starts with `# `) as a list of rows keyed by column name."""
+    """`show stat` CSV (header line starts with `# `) as a list of rows keyed by column name (for the CLI;
+    the health loop reads counts per backend with `index_backends`)."""
     return list(csv.DictReader(io.StringIO(text.lstrip("# "))))
 
 
-def up_servers(rows: list[dict[str, str]], backend: str) -> int | None:
-    """Servers of `backend` that take traffic; None when HAProxy has no such backend.
+@dataclass(frozen=True)
+class Servers:
+    """One backend's servers as HAProxy sees them now."""
 
-    `UP`, `UP 1/2` (going down, still serving) and `no check` count; `DOWN`, `MAINT`, `DRAIN` and
-    `NOLB` do not: those servers get no new requests.
-    """
+    up: int  # take traffic, and HAProxy has checked them (or does not check them: "no check")
+    total: int
+    initializing: int = 0  # UP only because HAProxy has not run their first check yet (check_status INI)
+
+
+# `UP`, `UP 1/2` (going down, still serving) and `no check` take traffic; `DOWN`, `MAINT`, `DRAIN` and `NOLB`
+# get no new requests.
+def _serving(status: str) -> bool:
+    return status.startswith("UP") or status == "no check"
+
+
+def index_backends(text: str) -> dict[str, Servers]:
+    """Counts per backend from one `show stat` answer, in one pass: only the columns it needs, no dict per row.
+
+    A backend without servers is present with 0 of 0; a frontend is not a backend."""
+    reader = csv.reader(io.StringIO(text.lstrip("# ")))
+    header = next(reader, [])
+    try:
+        px, sv, st, check = (header.index(name) for name in ("pxname", "svname", "status", "check_status"))
+    except ValueError:
+        return {}
+    up: dict[str, int] = {}
+    total: dict[str, int] = {}
+    initializing: dict[str, int] = {}
+    for row in reader:
+        if len(row) <= max(px, sv, st, check):
+            continue
+        name, server = row[px], row[sv]
+        if server == "FRONTEND":
+            continue
+        if name not in total:
+            total[name] = up[name] = initializing[name] = 0
+        if server == "BACKEND":
+            continue
+        total[name] += 1
+        if _serving(row[st]):
+            if row[check].lstrip("* ") == "INI":
+                initializing[name] += 1
+            else:
+                up[name] += 1
+    return {name: Servers(up[name], total[name], initializing[name]) for name in total}
+
+
+def up_servers(rows: list[dict[str, str]], backend: str) -> int | None:
+    """Servers of `backend` that take traffic (see `_serving`); None when HAProxy has no such proxy."""
     found = False
     count = 0
     for row in rows:
         if row.get("pxname") != backend:
             continue
         found = True
-        if row.get("svname") in ("FRONTEND", "BACKEND"):
-            continue
-        status = row.get("status", "")
-        if status.startswith("UP") or status == "no check":
+        if row.get("svname") not in ("FRONTEND", "BACKEND") and _serving(row.get("status", "")):
             count += 1
     return count if found else None
 
 
-def check_backend(rows: list[dict[str, str]] | None, stats_error: str, vip: VipConfig) -> CheckResult:
-    """A VIP with a `backend` needs `min_up` UP servers there; one without needs nothing more."""
+def check_backend(backends: dict[str, Servers] | None, stats_error: str, vip: VipConfig) -> CheckResult:
+    """A VIP with a `backend` needs `min_up` UP servers there; one without needs nothing more. Servers that
+    HAProxy has not checked yet (just started or reloaded) make the answer unknown, unless enough checked
+    servers are UP without them."""
     if vip.backend is None:
         return CheckResult(True, "no backend to count")
-    if rows is None:
+    if backends is None:
         return CheckResult(False, f"stats socket: {stats_error}")
-    up = up_servers(rows, vip.backend)
-    if up is None:
+    servers = backends.get(vip.backend)
+    if servers is None:
         return CheckResult(False, f"backend {vip.backend} not found in HAProxy")
-    if up < vip.min_up:
-        return CheckResult(False, f"backend {vip.backend} has {up} server(s) UP, needs {vip.min_up}")
-    return CheckResult(True, f"backend {vip.backend} has {up} server(s) UP")
+    if servers.up >= vip.min_up:
+        return CheckResult(True, f"backend {vip.backend} has {servers.up}/{servers.total} server(s) UP")
+    if servers.up + servers.initializing >= vip.min_up:
+        return CheckResult(
+            False,
+            f"backend {vip.backend}: {servers.initializing} server(s) not checked yet by HAProxy, "
+            f"{servers.up}/{servers.total} UP: keeping the current decision",
+            known=False,
+        )
+    return CheckResult(
+        False, f"backend {vip.backend} has {servers.up}/{servers.total} server(s) UP, needs {vip.min_up}"
+    )
 
 
 def read_stats(path: str, timeout: float) -> tuple[list[dict[str, str]] | None, str]:
     """`show stat` rows, or None and why not (socket missing, refused, hung HAProxy)."""
+    text, error = _show_stat(path, "show stat", timeout)
+    return (None, error) if text is None else (parse_show_stat(text), "")
+
+
+def read_backends(path: str, timeout: float) -> tuple[dict[str, Servers] | None, str]:
+    """Counts per backend (backend and server rows only: `show stat -1 6 -1`), or None and why not."""
+    text, error = _show_stat(path, "show stat -1 6 -1", timeout)
+    return (None, error) if text is None else (index_backends(text), "")
+
+
+def _show_stat(path: str, command: str, timeout: float) -> tuple[str | None, str]:
     try:
-        return parse_show_stat(haproxy_command(path, "show stat", timeout)), ""
+        return haproxy_command(path, command, timeout), ""
     except TimeoutError:
         return None, f"{path} did not answer within {timeout:g}s"
     except OSError as exc:
@@ -221,8 +287,9 @@ def run_checks(config: Config, started: float | None = None) -> CheckRound:
         # a dead or hung HAProxy fails every VIP; asking its stats socket would only cost another timeout
         results = {vip.prefix: http for vip in config.vips}
     else:
-        rows, stats_error = None, ""
+        backends: dict[str, Servers] | None = None
+        stats_error = ""
         if any(vip.backend for vip in config.vips):
-            rows, stats_error = read_stats(health.stats_socket, health.timeout)
-        results = {vip.prefix: check_backend(rows, stats_error, vip) for vip in config.vips}
+            backends, stats_error = read_backends(health.stats_socket, health.timeout)
+        results = {vip.prefix: check_backend(backends, stats_error, vip) for vip in config.vips}
     return CheckRound(began, began_at, drain, tuple(problems), results)

@@ -40,9 +40,12 @@ class VipMachine:
     last_checked: float = 0.0
     drained: bool = False
 
-    def observe(self, ok: bool, reason: str, now: float, drained: bool = False) -> Change | None:
-        """Feed one check result. `drained` (maintenance) forces the VIP down regardless of `ok`."""
-        self.last_ok, self.last_reason, self.last_checked, self.drained = ok, reason, now, drained
+    def observe(self, ok: bool, reason: str, now: float, drained: bool = False, known: bool = True) -> Change | None:
+        """Feed one check result. `drained` (maintenance) forces the VIP down regardless of `ok`. A result
+        that is not `known` (HAProxy has not checked the servers yet) moves nothing: route and streaks stay."""
+        self.last_ok, self.last_reason, self.last_checked, self.drained = (ok if known else None), reason, now, drained
+        if not known and not drained:
+            return None
         if ok:
             self.good_streak += 1
             self.bad_streak = 0

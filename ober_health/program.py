@@ -386,7 +386,7 @@ class HealthProgram:
         self.drain_problems = checks.drain_problems
         for prefix, machine in self.machines.items():
             result = checks.results.get(prefix) or CheckResult(False, "not checked")
-            change = machine.observe(result.ok, result.reason, now, drained=bool(checks.drain))
+            change = machine.observe(result.ok, result.reason, now, drained=bool(checks.drain), known=result.known)
             if change is not None:
                 self._apply(prefix, change, checks.drain or self._why(machine, result))
         self.loops += 1

@@ -21,7 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from ober_health.checks import check_backend, check_http, parse_show_stat, read_stats, up_servers
+from ober_health.checks import (
+    CheckResult,
+    Servers,
+    check_backend,
+    check_http,
+    index_backends,
+    parse_show_stat,
+    read_backends,
+    read_stats,
+    up_servers,
+)
 from ober_health.config import VipConfig
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None)
@@ -319,36 +329,83 @@ def test_servers_in_maintenance_or_drain_do_not_count(haproxy: Haproxy) -> None:
 
 
 def test_check_backend_against_live_stats(haproxy: Haproxy) -> None:
-    rows, error = read_stats(haproxy.socket_path, TIMEOUT)
-    assert rows is not None, error
     wait_for(lambda: haproxy.status("be_app", "s2").startswith("DOWN"), "be_app/s2 DOWN")
-    rows = haproxy.rows()
+    backends, error = read_backends(haproxy.socket_path, TIMEOUT)
+    assert backends is not None, error
     vip = VipConfig("203.0.113.10/32", backend="be_app", min_up=1)
-    assert check_backend(rows, "", vip).ok
-    assert check_backend(rows, "", vip).reason == "backend be_app has 1 server(s) UP"
+    assert check_backend(backends, "", vip) == CheckResult(True, "backend be_app has 1/2 server(s) UP")
     two = VipConfig("203.0.113.10/32", backend="be_app", min_up=2)
-    result = check_backend(rows, "", two)
-    assert not result.ok and result.reason == "backend be_app has 1 server(s) UP, needs 2"
+    assert check_backend(backends, "", two) == CheckResult(False, "backend be_app has 1/2 server(s) UP, needs 2")
     missing = VipConfig("203.0.113.10/32", backend="be_missing")
-    result = check_backend(rows, "", missing)
-    assert not result.ok and result.reason == "backend be_missing not found in HAProxy"
-    assert check_backend(rows, "", VipConfig("203.0.113.10/32")).ok  # no backend: nothing to count
+    assert check_backend(backends, "", missing) == CheckResult(False, "backend be_missing not found in HAProxy")
+    assert check_backend(backends, "", VipConfig("203.0.113.10/32")).ok  # no backend: nothing to count
 
 
-def test_backend_server_down_is_seen_through_the_socket(haproxy: Haproxy) -> None:
-    vip = VipConfig("203.0.113.10/32", backend="be_app", min_up=1)
-    haproxy.stop_backend()
-    wait_for(lambda: not check_backend(*read_stats(haproxy.socket_path, TIMEOUT), vip).ok, "be_app to lose s1")
-    result = check_backend(*read_stats(haproxy.socket_path, TIMEOUT), vip)
-    assert result.reason == "backend be_app has 0 server(s) UP, needs 1"
+def test_one_pass_index_agrees_with_the_rows_haproxy_serves(haproxy: Haproxy) -> None:
+    """The loop's counts (`show stat -1 6 -1`, one pass) are the CLI's (every row, by name), backend by backend."""
+    wait_for(lambda: haproxy.status("be_app", "s2").startswith("DOWN"), "be_app/s2 DOWN")
+    backends, error = read_backends(haproxy.socket_path, TIMEOUT)
+    assert backends is not None, error
+    rows = haproxy.rows()
+    assert backends == {"be_app": Servers(1, 2), "be_unchecked": Servers(1, 1), "be_none": Servers(0, 0)}
+    for name, servers in backends.items():
+        assert up_servers(rows, name) == servers.up
+    assert "stats" not in backends  # a frontend is not a backend
+
+
+def test_servers_haproxy_has_not_checked_yet_leave_the_decision_as_it_is(tmp_path: Path) -> None:
+    """Right after a start or reload HAProxy shows servers `UP` with check_status `INI` before their first
+    check: whether they serve is not known yet, so the VIP keeps its route (neither fall nor rise counts)."""
+    socket_path = str(tmp_path / "stats.sock")
+    silent = socket.socket()  # accepts connections (backlog) and never answers: the first check stays open
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        f"""\
+global
+    stats socket {socket_path} mode 600 level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout check 30s
+backend be_new
+    option httpchk HEAD /
+    server s1 127.0.0.1:{silent.getsockname()[1]} check inter 60s fall 3 rise 2
+"""
+    )
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: read_backends(socket_path, TIMEOUT)[0] is not None, "HAProxy's stats socket")
+        backends, _ = read_backends(socket_path, TIMEOUT)
+        assert backends == {"be_new": Servers(up=0, total=1, initializing=1)}, backends
+        result = check_backend(backends, "", VipConfig("203.0.113.10/32", backend="be_new"))
+        assert not result.known and "not checked yet" in result.reason, result
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        silent.close()
+
+
+def test_index_of_a_show_stat_answer() -> None:
+    text = (
+        "# pxname,svname,status,check_status,\n"
+        "be_a,s1,UP,L7OK,\nbe_a,s2,UP 1/2,L7STS,\nbe_a,s3,NOLB,L7OK,\nbe_a,s4,UP,* INI,\n"
+        "be_a,s5,no check,,\nbe_a,BACKEND,UP,,\nbe_b,BACKEND,DOWN,,\nfe,FRONTEND,OPEN,,\n\n"
+    )
+    assert index_backends(text) == {"be_a": Servers(up=3, total=5, initializing=1), "be_b": Servers(0, 0)}
+    assert index_backends("") == {}
+    assert index_backends("# pxname,svname\nbe_a,s1\n") == {}  # not the columns it needs: nothing known
 
 
 def test_missing_stats_socket_is_unhealthy_with_a_reason(tmp_path: Path) -> None:
     path = str(tmp_path / "absent.sock")
-    rows, error = read_stats(path, TIMEOUT)
-    assert rows is None
+    backends, error = read_backends(path, TIMEOUT)
+    assert backends is None
     assert error == f"{path} unreachable (No such file or directory)"
-    result = check_backend(rows, error, VipConfig("203.0.113.10/32", backend="be_app"))
+    result = check_backend(backends, error, VipConfig("203.0.113.10/32", backend="be_app"))
     assert not result.ok
     assert result.reason == f"stats socket: {path} unreachable (No such file or directory)"
 

@@ -176,3 +176,17 @@ def test_property_with_drains(rise: int, fall: int, steps: list[tuple[bool, bool
         if change is not None:
             changes.append(change)
     assert changes == [Change.ANNOUNCE if n % 2 == 0 else Change.WITHDRAW for n in range(len(changes))]
+
+
+def test_an_unknown_result_moves_nothing_and_keeps_the_streaks() -> None:
+    """HAProxy just reloaded and has not checked its servers yet: neither a bad nor a good check."""
+    machine = announced(rise=3, fall=2)
+    assert machine.observe(False, "bad", 10.0) is None  # one bad check: streak 1 of 2
+    for second in range(11, 20):
+        assert machine.observe(False, "not checked yet", float(second), known=False) is None
+    assert machine.route is Route.ANNOUNCED and machine.last_ok is None
+    assert machine.observe(False, "bad", 20.0) is Change.WITHDRAW  # the streak went on where it was
+    for second in range(21, 30):
+        assert machine.observe(True, "not checked yet", float(second), known=False) is None
+    assert machine.route is Route.WITHDRAWN and machine.good_streak == 0
+    assert machine.observe(False, "not checked", 30.0, drained=True, known=False) is None  # already down
