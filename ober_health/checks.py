@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import re
 import socket
@@ -18,6 +19,8 @@ import urllib.parse
 from dataclasses import dataclass
 
 from ober_health.config import Config, VipConfig
+
+log = logging.getLogger("ober-health")
 
 
 @dataclass(frozen=True)
@@ -282,14 +285,24 @@ def run_checks(config: Config, started: float | None = None) -> CheckRound:
             problems.append(found.problem)
         if found.present and not drain:
             drain = f"{what}: {path} present" + (f" ({found.problem})" if found.problem else "")
+    try:
+        results = _haproxy_results(config)
+    except Exception as exc:  # a crash in the HAProxy checks fails every VIP, and never loses the drain state
+        log.exception("HAProxy checks failed")
+        failed = CheckResult(False, f"check failed: {type(exc).__name__}: {exc}")
+        results = {vip.prefix: failed for vip in config.vips}
+    return CheckRound(began, began_at, drain, tuple(problems), results)
+
+
+def _haproxy_results(config: Config) -> dict[str, CheckResult]:
+    """One result per VIP from HAProxy's health URL and, when a VIP counts servers, one `show stat`."""
+    health = config.health
     http = check_http(health.haproxy_url, health.timeout)
     if not http.ok:
         # a dead or hung HAProxy fails every VIP; asking its stats socket would only cost another timeout
-        results = {vip.prefix: http for vip in config.vips}
-    else:
-        backends: dict[str, Servers] | None = None
-        stats_error = ""
-        if any(vip.backend for vip in config.vips):
-            backends, stats_error = read_backends(health.stats_socket, health.timeout)
-        results = {vip.prefix: check_backend(backends, stats_error, vip) for vip in config.vips}
-    return CheckRound(began, began_at, drain, tuple(problems), results)
+        return {vip.prefix: http for vip in config.vips}
+    backends: dict[str, Servers] | None = None
+    stats_error = ""
+    if any(vip.backend for vip in config.vips):
+        backends, stats_error = read_backends(health.stats_socket, health.timeout)
+    return {vip.prefix: check_backend(backends, stats_error, vip) for vip in config.vips}

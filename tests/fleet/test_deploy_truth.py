@@ -22,7 +22,7 @@ import pytest
 from lab.fleet import ROUTER_IPV4, ROUTER_IPV6, VIPS, ClientResult, Fleet
 from lab.nspawn import NspawnNode
 from ober_deploy.wheels import BUILD_PREFIX, WheelSet
-from tests.conftest import record_figure
+from tests.conftest import record_figure, record_outcome
 from tests.fleet.conftest import FibWatcher, fresh_clone, start_fleet
 
 pytestmark = pytest.mark.fleet
@@ -100,9 +100,40 @@ def stop_clients(fleet: Fleet, clients: Clients) -> list[tuple[ClientResult, dic
     return [(result, fleet.forwarded_since(clients.marks, vip)) for vip, result in zip(VIPS, results, strict=True)]
 
 
-def assert_no_failed_request(results: list[tuple[ClientResult, dict[str, int]]], served_by: set[str]) -> None:
+REHASH_WINDOW = (-0.05, 1.0)  # a reset this close to a next-hop change of its VIP (seconds) is the router's
+
+
+def rehash_resets(vip: str, errors: list[str], fib: FibWatcher) -> tuple[list[str], list[str]]:
+    """(resets the router's ECMP rehash explains, every other failure). When a next hop leaves or returns,
+    a router without resilient hashing moves some flows of the *other* nodes too, and the node they land on
+    resets them (README, "S3 through the VIPs"; issue 14): nothing the ingress node can prevent. Such a
+    reset is one seen within REHASH_WINDOW of a change of that VIP's next hops, seen by the FIB watcher."""
+    seen = fib.changes()
+    changes = [when for (when, hops), (_, before) in zip(seen[1:], seen, strict=False) if hops[vip] != before[vip]]
+    router, other = [], []
+    for error in errors:
+        when, _, what = error.partition(" ")
+        near = any(REHASH_WINDOW[0] <= float(when) - change <= REHASH_WINDOW[1] for change in changes)
+        (router if what.startswith("ConnectionResetError") and near else other).append(error)
+    return router, other
+
+
+def assert_no_failed_request(
+    results: list[tuple[ClientResult, dict[str, int]]], served_by: set[str], fib: FibWatcher | None = None
+) -> None:
+    """No failed request through any VIP, and every node served. With `fib`, resets at a next-hop change
+    (the router's rehash) are reported as an outcome rather than failed: see `rehash_resets`."""
     for vip, (result, forwarded) in zip(VIPS, results, strict=True):
-        assert result.failed == 0, f"{vip}: {result.failed} of {result.ok + result.failed} failed: {result.errors}"
+        errors = result.errors
+        if fib is not None:
+            router, errors = rehash_resets(vip, result.errors, fib)
+            record_outcome(
+                f"deploy under a request loop, {vip}",
+                f"{result.ok + result.failed} requests, {len(router)} reset at a next-hop change (router rehash),"
+                f" {len(errors)} other failures",
+            )
+        unexplained = result.failed - (len(result.errors) - len(errors))  # the client keeps 20 errors at most
+        assert unexplained == 0, f"{vip}: {unexplained} of {result.ok + result.failed} failed: {result.errors}"
         served = {name for name, count in forwarded.items() if count}
         assert served == served_by, f"{vip}: forwarded to RGW by {sorted(served)} only ({forwarded})"
 
@@ -152,7 +183,7 @@ def test_an_edit_to_ober_health_is_installed_and_run_on_every_node_without_a_fai
         assert f"[{name}] {EXABGP} restarted; installed: {new}" in result.output
     for vip in VIPS:  # one node at a time: never more than one next hop missing
         assert fib.fewest(vip) >= len(fleet.nodes) - 1, f"{vip}: {fib.changes()}"
-    assert_no_failed_request(results, set(fleet.nodes))
+    assert_no_failed_request(results, set(fleet.nodes), fib)
     fleet.wait_routes(timeout=30)
 
 

@@ -73,7 +73,7 @@ def test_backend_without_servers_withdraws_only_its_vip(lab: FastLab) -> None:
     state = read_state(lab.nodes[node].state_file)
     assert state["vips"][V4]["state"] == "announced" and state["vips"][V4]["withdraws"] == 0
     assert lab.nexthops(V4) == lab.node_ips(V4)
-    assert "has 0 server(s) UP" in state["vips"][WEB]["reason"]
+    assert "has 0/1 server(s) UP, needs 1" in state["vips"][WEB]["reason"], state["vips"][WEB]["reason"]
     lab.nodes[node].start_backend("be_web", 0)
     _wait_all(lab, (WEB,))
 
@@ -82,7 +82,7 @@ def test_one_server_down_keeps_the_vip_when_min_up_is_met(lab: FastLab) -> None:
     node, _ = _first_and_rest(lab)
     lab.nodes[node].stop_backend("be_rgw", 0)
     wait_for(
-        lambda: "1 server(s) UP" in read_state(lab.nodes[node].state_file)["vips"][V4]["reason"],
+        lambda: " has 1/2 server(s) UP" in read_state(lab.nodes[node].state_file)["vips"][V4]["reason"],
         timeout=5,
         what="HAProxy to mark be_rgw/s1 down",
     )
