@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,10 +114,8 @@ def read_file(path: str) -> tuple[State | None, str]:
         return None, str(exc)
 
 
-def health_processes(config_path: Path) -> list[int]:
-    """PIDs of the ober-health programs (not `--check`) running with this config, from /proc."""
-    wanted = _resolved(config_path)
-    found = []
+def _processes() -> Iterator[tuple[int, list[str], str]]:
+    """(pid, argv, cwd) of every process this user may read, from /proc."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -125,14 +124,21 @@ def health_processes(config_path: Path) -> list[int]:
             cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        words = [part.decode(errors="replace") for part in argv if part]
+        yield int(entry.name), [part.decode(errors="replace") for part in argv if part], cwd
+
+
+def health_processes(config_path: Path) -> list[int]:
+    """PIDs of the ober-health programs (not `--check`) running with this config, from /proc."""
+    wanted = _resolved(config_path)
+    found = []
+    for pid, words, cwd in _processes():
         if not any(os.path.basename(word) == "ober-health" or word == "ober_health.main" for word in words[:3]):
             continue
         if "--check" in words:
             continue
         given = words[words.index("--config") + 1] if "--config" in words[:-1] else str(DEFAULT_CONFIG_PATH)
         if _resolved(Path(cwd) / given) == wanted:
-            found.append(int(entry.name))
+            found.append(pid)
     return sorted(found)
 
 
@@ -143,15 +149,7 @@ def exabgp_processes(config_path: Path) -> list[int]:
     when no health program runs: with no such ExaBGP there is no BGP session, hence no route."""
     wanted = _resolved(config_path)
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        words = [part.decode(errors="replace") for part in argv if part]
+    for pid, words, cwd in _processes():
         if not any(os.path.basename(word) == "exabgp" for word in words[:2]):
             continue
         for word in words[1:]:
@@ -162,7 +160,7 @@ def exabgp_processes(config_path: Path) -> list[int]:
             except OSError:
                 continue
             if f"--config {wanted}" in text or f"--config {config_path}" in text:
-                found.append(int(entry.name))
+                found.append(pid)
                 break
     return sorted(found)
 
