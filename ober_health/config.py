@@ -183,15 +183,22 @@ def _parse_health(raw: Any, errors: list[str]) -> HealthConfig:
     return config
 
 
-def _parse_vip(index: int, raw: Any, errors: list[str]) -> VipConfig | None:
-    where = f"vip[{index}]"
+def _is_table(errors: list[str], where: str, raw: Any, known: set[str]) -> bool:
+    """`raw` is a TOML table with only `known` keys; each problem is appended to `errors`, named by `where`.
+    False only when it is not a table at all (unknown keys are reported, the known ones still parsed)."""
     if not isinstance(raw, dict):
         errors.append(f"{where}: {raw!r} is not a table")
-        return None
-    start = len(errors)
-    known = {"prefix", "backend", "min_up", "med", "communities"}
+        return False
     for key in raw.keys() - known:
         errors.append(f"{where}.{key}: unknown key (value {raw[key]!r})")
+    return True
+
+
+def _parse_vip(index: int, raw: Any, errors: list[str]) -> VipConfig | None:
+    where = f"vip[{index}]"
+    start = len(errors)
+    if not _is_table(errors, where, raw, {"prefix", "backend", "min_up", "med", "communities"}):
+        return None
 
     prefix_raw = raw.get("prefix")
     prefix = ""
@@ -277,12 +284,9 @@ def _address(errors: list[str], key: str, value: Any) -> str | None:
 def _parse_bgp(raw: Any, errors: list[str]) -> BgpConfig | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        errors.append(f"bgp: {raw!r} is not a table")
-        return None
     start = len(errors)
-    for key in raw.keys() - {"local_asn", "router_id", "hold_time"}:
-        errors.append(f"bgp.{key}: unknown key (value {raw[key]!r})")
+    if not _is_table(errors, "bgp", raw, {"local_asn", "router_id", "hold_time"}):
+        return None
     local_asn = _number(errors, "bgp.local_asn", raw.get("local_asn"), int, *ASN_RANGE)
     router_id = _address(errors, "bgp.router_id", raw.get("router_id"))
     if router_id is not None and ipaddress.ip_address(router_id).version != 4:
@@ -295,12 +299,9 @@ def _parse_bgp(raw: Any, errors: list[str]) -> BgpConfig | None:
 
 def _parse_peer(index: int, raw: Any, errors: list[str]) -> PeerConfig | None:
     where = f"peer[{index}]"
-    if not isinstance(raw, dict):
-        errors.append(f"{where}: {raw!r} is not a table")
-        return None
     start = len(errors)
-    for key in raw.keys() - {"address", "asn", "local_address"}:
-        errors.append(f"{where}.{key}: unknown key (value {raw[key]!r})")
+    if not _is_table(errors, where, raw, {"address", "asn", "local_address"}):
+        return None
     address = _address(errors, f"{where}.address", raw.get("address"))
     asn = _number(errors, f"{where}.asn", raw.get("asn"), int, *ASN_RANGE)
     local = None
