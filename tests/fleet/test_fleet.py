@@ -6,11 +6,11 @@ Tests share one fleet (see conftest); each test that breaks a node puts it back 
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
+from lab.fibwatch import FibWatch
 from lab.fleet import VIPS, Fleet
 from lab.nspawn import NspawnNode
 from tests.conftest import record_figure
@@ -108,31 +108,15 @@ def test_stopping_obers_units_drains_first_no_request_fails(fleet: Fleet) -> Non
 def test_whitelist_change_reloads_haproxy_and_withdraws_no_route(fleet: Fleet) -> None:
     masters = {name: node.main_pid(HAPROXY) for name, node in fleet.nodes.items()}
     workers = {name: set(node.children(masters[name])) for name, node in fleet.nodes.items()}
-    deviations: list[str] = []
-    stop = threading.Event()
-
-    def watch_fib() -> None:
-        while not stop.is_set():
-            for vip in VIPS:
-                seen = fleet.nexthops(vip)
-                if seen != fleet.node_ips(vip):
-                    deviations.append(f"{time.monotonic():.3f} {vip}: {sorted(seen)}")
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch_fib, daemon=True)
-    watcher.start()
-    try:
+    with FibWatch(fleet.router_ns, {vip: fleet.node_ips(vip) for vip in VIPS}) as watch:  # every 10 ms
         result = fleet.deploy("--data", 'ober_whitelist_frontend=["198.51.100.0/24", "2001:db8:100::/64"]')
         time.sleep(1.0)  # a withdrawal caused by the reload would show within the health interval
-    finally:
-        stop.set()
-        watcher.join(timeout=5)
     assert result.ok, result.output[-3000:]
     assert set(result.changed) == set(fleet.nodes), f"whitelist change did not change every node: {result.summary()}"
     for name, node in fleet.nodes.items():
         assert node.main_pid(HAPROXY) == masters[name], f"{name}: HAProxy was restarted, not reloaded"
         assert set(node.children(masters[name])) != workers[name], f"{name}: HAProxy workers unchanged (no reload)"
-    assert not deviations, f"next hops changed during the deploy: {deviations[:10]}"
+    assert watch.samples > 0 and not watch.wrong, f"next hops changed during the deploy: {watch.wrong[:10]}"
     # and back to the inventory's whitelist, so later tests see the fleet as deployed
     assert fleet.deploy().ok
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lab.fibwatch import FibWatch
 from lab.fleet import VIPS, Fleet
 from lab.nspawn import NspawnNode
 from lab.procs import wait_for
@@ -208,30 +209,14 @@ def test_health_killed_while_the_backends_are_down_the_respawned_one_withdraws(f
 def test_health_killed_on_a_healthy_node_no_route_moves(fleet: Fleet) -> None:
     node = first(fleet)
     old = health_process(node)
-    changes: list[str] = []
-    stop = threading.Event()
-
-    def watch() -> None:  # the router's FIB every 10 ms
-        while not stop.is_set():
-            for vip in VIPS:
-                seen = fleet.nexthops(vip)
-                if seen != fleet.node_ips(vip):
-                    changes.append(f"{time.monotonic():.3f} {vip}: {sorted(seen)}")
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
+    with FibWatch(fleet.router_ns, {vip: fleet.node_ips(vip) for vip in VIPS}) as watch:  # every 10 ms
         node.ssh("kill", "-KILL", str(old))
         new = respawned(node, old)
         wait_for(lambda: status(node)[1].get("pid") == new, timeout=15, what="the new program's state")
         loops = status(node)[1]["loops"]
         assert isinstance(loops, int)
         wait_for(lambda: int(str(status(node)[1]["loops"])) >= loops + 10, timeout=15, what="ten more loops")
-    finally:
-        stop.set()
-        watcher.join(timeout=5)
-    assert changes == [], changes[:10]
+    assert watch.samples > 0 and watch.wrong == [], watch.wrong[:10]
     code, data = status(node)
     assert code == 0, data
     vips = data["vips"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 
 from lab.fastlab import FastLab
+from lab.fibwatch import FibWatch
 from lab.procs import run, wait_for
 from ober_health.statefile import read_state
 from tests.conftest import record_figure
@@ -204,29 +204,13 @@ def test_respawned_while_haproxy_hangs_the_new_health_program_withdraws(lab: Fas
 def test_respawned_on_a_healthy_node_no_route_moves(lab: FastLab) -> None:
     node, _ = _first_and_rest(lab)
     old = _health_pid(lab, node)
-    changes: list[str] = []
-    stop = threading.Event()
-
-    def watch() -> None:  # the router's FIB every 10 ms
-        while not stop.is_set():
-            for prefix in (V4, WEB, V6):
-                seen = lab.nexthops(prefix)
-                if seen != lab.node_ips(prefix):
-                    changes.append(f"{time.monotonic():.3f} {prefix}: {sorted(seen)}")
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
+    with FibWatch(lab.router_ns, {prefix: lab.node_ips(prefix) for prefix in (V4, WEB, V6)}) as watch:
         os.kill(old, signal.SIGKILL)
         new = _respawned(lab, node, old)
         wait_for(lambda: read_state(lab.nodes[node].state_file)["pid"] == new, timeout=10, what="the new state")
         loops = read_state(lab.nodes[node].state_file)["loops"]
         wait_for(lambda: read_state(lab.nodes[node].state_file)["loops"] >= loops + 10, timeout=10, what="loops")
-    finally:
-        stop.set()
-        watcher.join(timeout=5)
-    assert changes == []
+    assert watch.samples > 0 and watch.wrong == [], watch.wrong[:10]
     state = read_state(lab.nodes[node].state_file)
     assert {p: (v["state"], v["announces"]) for p, v in state["vips"].items()} == {
         V4: ("announced", 0),
