@@ -132,14 +132,9 @@ class Haproxy:
         assert answer.strip() == b"", answer
 
 
-@pytest.fixture
-def haproxy(tmp_path: Path) -> Iterator[Haproxy]:
-    assert HAPROXY is not None
-    health_port, backend_port, dead_port = free_port(), free_port(), free_port()
-    socket_path = str(tmp_path / "haproxy.sock")
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(
-        f"""\
+def config_head(socket_path: str, check_timeout: str) -> str:
+    """The global and defaults sections of every HAProxy these tests start: an admin stats socket, HTTP."""
+    return f"""\
 global
     stats socket {socket_path} mode 600 level admin
 defaults
@@ -147,7 +142,19 @@ defaults
     timeout connect 1s
     timeout client 5s
     timeout server 5s
-    timeout check 2s
+    timeout check {check_timeout}
+"""
+
+
+@pytest.fixture
+def haproxy(tmp_path: Path) -> Iterator[Haproxy]:
+    assert HAPROXY is not None
+    health_port, backend_port, dead_port = free_port(), free_port(), free_port()
+    socket_path = str(tmp_path / "haproxy.sock")
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        config_head(socket_path, check_timeout="2s")
+        + f"""\
 frontend stats
     bind 127.0.0.1:{health_port}
     monitor-uri /health
@@ -362,15 +369,8 @@ def test_servers_haproxy_has_not_checked_yet_leave_the_decision_as_it_is(tmp_pat
     silent.listen(8)
     config = tmp_path / "haproxy.cfg"
     config.write_text(
-        f"""\
-global
-    stats socket {socket_path} mode 600 level admin
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-    timeout check 30s
+        config_head(socket_path, check_timeout="30s")
+        + f"""\
 backend be_new
     option httpchk HEAD /
     server s1 127.0.0.1:{silent.getsockname()[1]} check inter 60s fall 3 rise 2
