@@ -289,9 +289,13 @@ def run_checks(config: Config, started: float | None = None) -> CheckRound:
         results = _haproxy_results(config)
     except Exception as exc:  # a crash in the HAProxy checks fails every VIP, and never loses the drain state
         log.exception("HAProxy checks failed")
-        failed = CheckResult(False, f"check failed: {type(exc).__name__}: {exc}")
-        results = {vip.prefix: failed for vip in config.vips}
+        results = dict.fromkeys((vip.prefix for vip in config.vips), crashed(exc))
     return CheckRound(began, began_at, drain, tuple(problems), results)
+
+
+def crashed(exc: Exception) -> CheckResult:
+    """The result of a check that raised: failed, with the exception in the reason (never a dead checker)."""
+    return CheckResult(False, f"check failed: {type(exc).__name__}: {exc}")
 
 
 def _haproxy_results(config: Config) -> dict[str, CheckResult]:

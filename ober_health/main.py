@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 from ober_health import __version__
-from ober_health.checks import CheckResult, CheckRound, run_checks
+from ober_health.checks import CheckRound, crashed, run_checks
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from ober_health.endpoint import start_endpoint
 from ober_health.exabgp import EventKind, parse_line
@@ -111,7 +111,7 @@ class Checker:
                 checks = run_checks(self.config, started)
             except Exception as exc:  # a check that crashes is a failed check, never a dead checker
                 log.exception("check round failed")
-                failed = CheckResult(False, f"check failed: {type(exc).__name__}: {exc}")
+                failed = crashed(exc)
                 checks = CheckRound(started, time.time(), "", (), {vip.prefix: failed for vip in self.config.vips})
             self.events.put(CheckDone(checks))
 
