@@ -1,11 +1,11 @@
 """Defaults for every ober node; an inventory (host or group data) or `--data key=value` overrides them.
 
 Keys without a default here (`ober_local_asn`, `ober_peers`, `ober_vips`, `ober_backends`) describe a
-site and must come from the inventory: see inventories/prod.py for a documented example.
+site and must come from the inventory: see inventories/prod.py for a documented example. What the node
+itself defaults, ranges included, is defined once in ober_health/config.py and not repeated here:
+`ober_hold_time` (9 s) and the keys of `ober_health` (interval 0.2 s, timeout 0.5 s, rise 3, fall 2).
 """
 
-ober_hold_time = 9  # BGP hold time (s); the router uses min(its, ours). With BFD, failure takes ~150 ms
-ober_health = {"interval": 0.2, "timeout": 0.5, "rise": 3, "fall": 2}  # ober-health's check loop
 ober_kernel_tuning = True  # sysctl.d tuning (keys not writable in a container are skipped with a notice)
 ober_http = False  # also serve plain HTTP on port 80 of each VIP
 ober_tls_certificates = []  # PEM bundles (certificate + chain + key) on the controller

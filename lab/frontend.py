@@ -16,7 +16,6 @@ router's, 198.51.100.1.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import socket
@@ -28,12 +27,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pyinfra.api.util import get_template
-
 from lab.netns import ROUTER_IPV4, LabNetwork
 from lab.procs import Supervisor, env_with, netns_exec, run, wait_for
-from ober_deploy.haproxy import haproxy_features, stats_sockets, uri_mask
-from ober_deploy.paths import MANAGED, PATHS
+from ober_deploy.haproxy import haproxy_features
+from ober_deploy.render import lab_paths, render, template_data
 from ober_deploy.settings import NodeSettings, node_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,23 +51,11 @@ def render_config(settings: NodeSettings, workdir: Path, seen_as: Path, haproxy_
     certs.mkdir(exist_ok=True)
     for bundle in settings.tls_certificates:
         (certs / bundle.name).write_bytes(bundle.read_bytes())
-    paths = dataclasses.replace(
-        PATHS,
-        user="haproxy",  # the group of ober's socket: `ober` exists on a node, not here
-        certs_dir=str(seen_as / "certs"),
-        frontend_acl=str(seen_as / "ober-frontend.acl"),
-        admin_socket=str(seen_as / "admin.sock"),
-        ober_socket=str(seen_as / "ober.sock"),
-    )
-    return get_template(str(REPO / "templates" / "haproxy.cfg.j2")).render(
-        managed=MANAGED,
-        ober=settings,
-        paths=paths,
-        threads=1,
-        maxconn=1000,
-        haproxy=haproxy_features(haproxy_version),
-        sockets=stats_sockets(paths),
-        uri_mask=uri_mask(),
+    # the group of ober's socket is `haproxy`: `ober` exists on a node, not here
+    paths = lab_paths(seen_as, Path(sys.prefix))
+    return render(
+        "haproxy.cfg.j2",
+        template_data(settings, paths, threads=1, maxconn=1000, haproxy=haproxy_features(haproxy_version)),
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ober_deploy.paths import NodePaths
+from ober_health.paths import NodePaths
 
 # What the deploy asks the node (pyinfra's Command fact): the running binary's version, else apt's candidate.
 VERSION_COMMAND = (

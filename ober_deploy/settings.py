@@ -4,10 +4,12 @@ A typo in an inventory must never reach a node: a VIP of `203.0.113.300/32` or a
 fail a reload, at worst announce the wrong prefix. So every key is checked on the controller, before any
 operation is planned, and every problem is reported as one line naming the host, the key and the value:
 
-    ober-n1: ober_vips[0].prefix = '203.0.113.300/32': not an IP prefix
+    ober-n1: ober_vips[0].prefix: '203.0.113.300/32' is not an IP prefix (e.g. 203.0.113.10/32)
 
-Defaults live here (and in `group_data/all.py` for the operator to read), so an inventory only says what
-is particular to a site.
+What a VIP, a health timer, an ASN or a hold time may be is the node's configuration model
+(ober_health/config.py): this module calls its parsers with the inventory's key names and adds only what
+the controller alone can check (DNS, certificates, whitelists, rules across keys of the inventory), so
+the controller and ober-health cannot disagree. health.toml is the model's own dump of `node_config()`.
 """
 
 from __future__ import annotations
@@ -25,22 +27,31 @@ from typing import Any
 import hostlist
 
 from ober_deploy.tls import certificate_problem
+from ober_health.config import (
+    DEFAULT_HOLD_TIME,
+    TIMERS,
+    BgpConfig,
+    Config,
+    HealthConfig,
+    PeerConfig,
+    VipConfig,
+    check_vips,
+    dump_config,
+    parse_address,
+    parse_asn,
+    parse_health,
+    parse_hold_time,
+    parse_router_id,
+    parse_vip,
+)
+from ober_health.paths import PATHS, NodePaths
 
 KEY_PREFIX = "ober_"
-DEFAULT_BACKEND = "be_rgw"
-ASN_RANGE = (1, 4294967295)
+DEFAULT_BACKEND = "be_rgw"  # the HAProxy backend of `ober_backends`, for every VIP without a pool of its own
 HSTS_MAX_AGE_RANGE = (0, 63072000)  # off .. two years (Mozilla's recommended value)
-HOLD_TIME_RANGE = (3, 65535)  # RFC 4271: 0 or at least 3; 0 (no keepalives) would hide a dead node forever
-_COMMUNITY = re.compile(r"[0-9]{1,5}:[0-9]{1,5}")  # fullmatch: `$` would accept a trailing newline
 _HOSTNAME = re.compile(  # fullmatch: `$` would accept a trailing newline
     r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
-_HEALTH_KEYS: dict[str, tuple[type, float, float]] = {
-    "interval": (float, 0.05, 10.0),
-    "timeout": (float, 0.05, 10.0),
-    "rise": (int, 1, 100),
-    "fall": (int, 1, 100),
-}
 KNOWN_KEYS = frozenset(
     {
         "ober_local_asn",
@@ -69,7 +80,7 @@ KNOWN_KEYS = frozenset(
 
 
 class InventoryError(ValueError):
-    """The inventory cannot be deployed; `problems` holds one `host: key = value: why` line each."""
+    """The inventory cannot be deployed; `problems` holds one `host: key: value problem` line each."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
@@ -78,7 +89,7 @@ class InventoryError(ValueError):
 
 @dataclass(frozen=True)
 class Peer:
-    """A BGP router this node peers with."""
+    """A BGP router this node peers with; `bfd` (FRR's bfdd on the node) is the controller's alone."""
 
     address: str
     asn: int
@@ -87,30 +98,6 @@ class Peer:
     @property
     def version(self) -> int:
         return ipaddress.ip_address(self.address).version
-
-
-@dataclass(frozen=True)
-class Vip:
-    """A service address: announced by the node while HAProxy and `min_up` servers of `backend` are healthy."""
-
-    prefix: str
-    backend: str = DEFAULT_BACKEND
-    min_up: int = 1
-    med: int | None = None
-    communities: tuple[str, ...] = ()
-
-    @property
-    def address(self) -> str:
-        return str(ipaddress.ip_network(self.prefix).network_address)
-
-    @property
-    def version(self) -> int:
-        return ipaddress.ip_network(self.prefix).version
-
-    @property
-    def bind_host(self) -> str:
-        """The address as HAProxy's `bind` wants it (IPv6 in brackets)."""
-        return f"[{self.address}]" if self.version == 6 else self.address
 
 
 @dataclass(frozen=True)
@@ -129,11 +116,11 @@ class Backend:
 
 
 @dataclass(frozen=True)
-class HealthTimers:
-    interval: float = 0.2
-    timeout: float = 0.5
-    rise: int = 3
-    fall: int = 2
+class Pool:
+    """An HAProxy backend: RGW daemons named by a hostlist (`ober_backends`, or a VIP's own `backends`)."""
+
+    name: str
+    servers: tuple[Backend, ...]
 
 
 @dataclass(frozen=True)
@@ -147,7 +134,7 @@ class NodeSettings:
     local_ipv6: str | None
     peers: tuple[Peer, ...]
     hold_time: int
-    vips: tuple[Vip, ...]
+    vips: tuple[VipConfig, ...]
     backends: tuple[Backend, ...]
     backend_check_path: str
     tls_certificates: tuple[Path, ...]
@@ -155,13 +142,17 @@ class NodeSettings:
     whitelist_routers: tuple[str, ...]
     whitelist_frontend: tuple[str, ...]
     whitelist_backend: tuple[str, ...]
-    health: HealthTimers
+    health: HealthConfig
     kernel_tuning: bool
     haproxy_repository: str | None
     wheels_dir: Path | None
     maxconn: int
-    backend_names: tuple[str, ...] = field(default=())
+    pools: tuple[Pool, ...] = field(default=())  # the first is `ober_backends` (DEFAULT_BACKEND)
     hsts_max_age: int = 0  # Strict-Transport-Security on TLS responses; 0: no header
+
+    @property
+    def backend_names(self) -> tuple[str, ...]:
+        return tuple(pool.name for pool in self.pools)
 
     @property
     def bfd(self) -> bool:
@@ -174,74 +165,59 @@ class NodeSettings:
     def local_address(self, version: int) -> str | None:
         return self.local_ipv4 if version == 4 else self.local_ipv6
 
+    def node_config(self, paths: NodePaths = PATHS) -> Config:
+        """The node's configuration model: what health.toml says, with the node files of `paths`."""
+        return Config(
+            health=self.health.at(paths),
+            vips=self.vips,
+            bgp=BgpConfig(local_asn=self.local_asn, router_id=self.router_id, hold_time=self.hold_time),
+            peers=tuple(PeerConfig(peer.address, peer.asn, self.local_address(peer.version)) for peer in self.peers),
+        )
+
+    def health_toml(self, paths: NodePaths = PATHS) -> str:
+        return dump_config(self.node_config(paths))
+
 
 class _Collector:
-    """Collects problems of one host so the operator sees all of them in one run."""
+    """Collects problems of one host so the operator sees all of them in one run.
+
+    `errors` takes the model's lines (`key: value problem`, from ober_health.config's parsers) and the
+    controller's own (`add`); `problems` names the host on each."""
 
     def __init__(self, host: str) -> None:
         self.host = host
-        self.problems: list[str] = []
+        self.errors: list[str] = []
 
     def add(self, key: str, value: Any, why: str) -> None:
-        self.problems.append(f"{self.host}: {key} = {value!r}: {why}")
+        self.errors.append(f"{key}: {value!r} {why}")
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{self.host}: {line}" for line in self.errors]
 
 
 def _int(c: _Collector, key: str, value: Any, low: int, high: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
-        c.add(key, value, "not an integer")
+        c.add(key, value, "is not an integer")
         return None
     if not low <= value <= high:
-        c.add(key, value, f"out of range {low}..{high}")
+        c.add(key, value, f"is out of range ({low}..{high})")
         return None
     return value
 
 
 def _bool(c: _Collector, key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        c.add(key, value, "not true or false")
+        c.add(key, value, "is not true or false")
         return False
     return value
-
-
-def _address(c: _Collector, key: str, value: Any, version: int | None = None) -> str | None:
-    try:
-        if not isinstance(value, str):  # ipaddress takes integers and bytes: 65001 would be 0.0.253.233
-            raise ValueError(value)
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        c.add(key, value, "not an IP address" if version is None else f"not an IPv{version} address")
-        return None
-    if version is not None and address.version != version:
-        c.add(key, value, f"not an IPv{version} address")
-        return None
-    return str(address)
-
-
-def _prefix(c: _Collector, key: str, value: Any) -> str | None:
-    if not isinstance(value, str) or "/" not in value:
-        c.add(key, value, "not an IP prefix (address/length)")
-        return None
-    if "%" in value:
-        c.add(key, value, "a scoped IPv6 address (%zone) is not a prefix that can be announced")
-        return None
-    try:
-        return str(ipaddress.ip_network(value, strict=True))
-    except ValueError:
-        pass
-    try:
-        network = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        c.add(key, value, "not an IP prefix")
-        return None
-    c.add(key, value, f"host bits set (did you mean {network}?)")
-    return None
 
 
 def _networks(c: _Collector, key: str, value: Any) -> tuple[str, ...]:
     """A whitelist: addresses or prefixes, as a list or a comma-separated string."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
-        c.add(key, value, "not a list of addresses or prefixes")
+        c.add(key, value, "is not a list of addresses or prefixes")
         return ()
     out: list[str] = []
     for index, item in enumerate(items):
@@ -251,110 +227,114 @@ def _networks(c: _Collector, key: str, value: Any) -> tuple[str, ...]:
                 raise ValueError(text)
             out.append(str(ipaddress.ip_network(text, strict=True)))
         except (ValueError, TypeError):
-            c.add(f"{key}[{index}]", item, "not an IP address or prefix (without host bits)")
+            c.add(f"{key}[{index}]", item, "is not an IP address or prefix (without host bits)")
     return tuple(out)
 
 
 def _peers(c: _Collector, value: Any) -> tuple[Peer, ...]:
     if not isinstance(value, list | tuple) or not value:
-        c.add("ober_peers", value, "must be a non-empty list of {address, asn}")
+        c.add("ober_peers", value, "is not a non-empty list of {address, asn}")
         return ()
     peers: list[Peer] = []
     for index, item in enumerate(value):
         key = f"ober_peers[{index}]"
         if not isinstance(item, Mapping):
-            c.add(key, item, "must be a mapping with address and asn")
+            c.add(key, item, "is not a mapping with address and asn")
             continue
         unknown = set(item) - {"address", "asn", "bfd"}
         for name in sorted(unknown, key=repr):  # keys may be of mixed types
-            c.add(f"{key}.{name}", item[name], "unknown key (known: address, asn, bfd)")
-        address = _address(c, f"{key}.address", item.get("address"))
-        asn = _int(c, f"{key}.asn", item.get("asn"), *ASN_RANGE)
+            c.errors.append(f"{key}.{name}: unknown key (value {item[name]!r}; known: address, asn, bfd)")
+        address = parse_address(c.errors, f"{key}.address", item.get("address"))
+        asn = parse_asn(c.errors, f"{key}.asn", item.get("asn"))
         bfd = _bool(c, f"{key}.bfd", item.get("bfd", False))
         if address and asn:
             peers.append(Peer(address, asn, bfd))
     seen: set[str] = set()
     for index, peer in enumerate(peers):
         if peer.address in seen:
-            c.add(f"ober_peers[{index}].address", peer.address, "listed twice")
+            c.add(f"ober_peers[{index}].address", peer.address, "is listed twice")
         seen.add(peer.address)
     return tuple(peers)
 
 
-def _vips(c: _Collector, value: Any, backend_names: tuple[str, ...]) -> tuple[Vip, ...]:
+def _vips(
+    c: _Collector, value: Any, default_pool: Pool, check: Callable[[str, Any], Pool | None]
+) -> tuple[tuple[VipConfig, ...], tuple[Pool, ...]]:
+    """The VIPs (the model's parser, with the inventory's keys) and the HAProxy backends they use: the
+    default one (`ober_backends`) and those VIPs bring with their own `backends` hostlist."""
     if not isinstance(value, list | tuple) or not value:
-        c.add("ober_vips", value, "must be a non-empty list of prefixes or {prefix, backend, ...}")
-        return ()
-    vips: list[Vip] = []
+        c.add("ober_vips", value, "is not a non-empty list of prefixes or {prefix, backend, backends, ...}")
+        return (), (default_pool,)
+    pools: dict[str, Pool] = {default_pool.name: default_pool}
+    vips: list[tuple[int, VipConfig]] = []
     for index, item in enumerate(value):
         key = f"ober_vips[{index}]"
-        entry: Mapping[str, Any] = {"prefix": item} if isinstance(item, str) else item
+        entry: Any = {"prefix": item} if isinstance(item, str) else item
         if not isinstance(entry, Mapping):
-            c.add(key, item, "must be a prefix or a mapping with prefix")
+            c.add(key, item, "is not a prefix or a mapping with prefix")
             continue
-        for name in sorted(set(entry) - {"prefix", "backend", "min_up", "med", "communities"}, key=repr):
-            c.add(f"{key}.{name}", entry[name], "unknown key (known: prefix, backend, min_up, med, communities)")
-        prefix = _prefix(c, f"{key}.prefix", entry.get("prefix"))
-        if prefix and ipaddress.ip_network(prefix).num_addresses != 1:
-            c.add(f"{key}.prefix", entry.get("prefix"), "a VIP is one address: use /32 (IPv4) or /128 (IPv6)")
-            prefix = None
-        backend = entry.get("backend", DEFAULT_BACKEND)
-        if not isinstance(backend, str) or backend not in backend_names:
-            c.add(f"{key}.backend", backend, f"not a backend this deploy defines ({', '.join(backend_names)})")
-        min_up = _int(c, f"{key}.min_up", entry.get("min_up", 1), 1, 100000)  # ober-health's range
-        med = entry.get("med")
-        if med is not None:
-            med = _int(c, f"{key}.med", med, 0, 4294967295)
-        communities = entry.get("communities", [])
-        if not isinstance(communities, list | tuple):
-            c.add(f"{key}.communities", communities, "must be a list like ['65000:100']")
-            communities = []
-        for ci, community in enumerate(communities):
-            if not isinstance(community, str) or not _COMMUNITY.fullmatch(community):
-                c.add(f"{key}.communities[{ci}]", community, "not a community ASN:VALUE")
-            elif any(int(part) > 65535 for part in community.split(":")):
-                c.add(f"{key}.communities[{ci}]", community, "community parts must be 0..65535")
-        if prefix and isinstance(backend, str) and min_up is not None:
-            vips.append(Vip(prefix, backend, min_up, med, tuple(str(x) for x in communities)))
-    seen: set[str] = set()
-    for vip in vips:
-        if vip.prefix in seen:
-            c.add("ober_vips", vip.prefix, "listed twice")
-        seen.add(vip.prefix)
-    return tuple(vips)
+        entry = dict(entry)
+        servers = entry.pop("backends", None)
+        start = len(c.errors)
+        if servers is not None:
+            name = entry.get("backend")
+            if name is None:
+                name = entry["backend"] = f"be_vip{index}"
+            pool = check(f"{key}.backends", servers)
+            if pool is not None and isinstance(name, str):
+                pool = Pool(name, pool.servers)
+                if name == default_pool.name:
+                    c.add(f"{key}.backend", name, "is the backend of ober_backends: name the VIP's own pool otherwise")
+                elif name in pools and pools[name].servers != pool.servers:
+                    c.add(f"{key}.backends", servers, f"differs from the servers another VIP gives backend {name!r}")
+                else:
+                    pools[name] = pool
+        entry.setdefault("backend", default_pool.name)
+        vip = parse_vip(c.errors, key, entry)
+        if vip is not None and len(c.errors) == start:
+            vips.append((index, vip))
+    for index, vip in vips:
+        if vip.backend not in pools:
+            c.add(
+                f"ober_vips[{index}].backend",
+                vip.backend,
+                f"is not a backend this deploy defines ({', '.join(pools)}; a VIP's own pool: backends = hostlist)",
+            )
+    check_vips(c.errors, "ober_vips", vips, None, "ober_peers")
+    return tuple(vip for _, vip in vips), tuple(pools.values())
 
 
-def expand_backends(c: _Collector, value: Any) -> tuple[Backend, ...]:
+def expand_backends(c: _Collector, value: Any, key: str = "ober_backends") -> tuple[Backend, ...]:
     """`"rgw[01-08].internal:7480"` (Slurm hostlist syntax, python-hostlist) → 8 `Backend`s."""
     specs = [value] if isinstance(value, str) else value
     if not isinstance(specs, list | tuple) or not specs:
-        c.add("ober_backends", value, "must be a hostlist like 'rgw[01-08].internal:7480' or a list of them")
+        c.add(key, value, "is not a hostlist like 'rgw[01-08].internal:7480' or a list of them")
         return ()
     backends: list[Backend] = []
     for index, spec in enumerate(specs):
-        key = "ober_backends" if isinstance(value, str) else f"ober_backends[{index}]"
+        where = key if isinstance(value, str) else f"{key}[{index}]"
         try:
             entries = hostlist.expand_hostlist(spec) if isinstance(spec, str) else None
         except hostlist.BadHostlist as error:
-            c.add(key, spec, f"malformed hostlist ({error})")
+            c.add(where, spec, f"is a malformed hostlist ({error})")
             continue
         if not entries:
-            c.add(key, spec, "malformed hostlist (expected 'host[range]:port')")
+            c.add(where, spec, "is a malformed hostlist (expected 'host[range]:port')")
             continue
         for entry in entries:
             host, sep, port_text = entry.rpartition(":")
             host = host.strip("[]")
             if not sep or not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
-                c.add(key, spec, f"{entry!r} has no valid :port")
+                c.add(where, spec, f"has no valid :port in {entry!r}")
                 break
             if not _HOSTNAME.fullmatch(host) and not _is_ip(host):
-                c.add(key, spec, f"{host!r} is not a hostname or IP address")
+                c.add(where, spec, f"names {host!r}, not a hostname or IP address")
                 break
             backends.append(Backend(f"rgw{len(backends) + 1}", host, int(port_text)))
     seen: set[tuple[str, int]] = set()
     for backend in backends:
         if (backend.host, backend.port) in seen:
-            c.add("ober_backends", f"{backend.host}:{backend.port}", "listed twice")
+            c.add(key, f"{backend.host}:{backend.port}", "is listed twice")
         seen.add((backend.host, backend.port))
     return tuple(backends)
 
@@ -400,74 +380,56 @@ def _inside(addresses: Iterable[str], networks: tuple[str, ...]) -> bool:
     return all(any(ipaddress.ip_address(a) in net for net in nets) for a in addresses)
 
 
-def _health(c: _Collector, value: Any) -> HealthTimers:
-    if value is None:
-        return HealthTimers()
-    if not isinstance(value, Mapping):
-        c.add("ober_health", value, "must be a mapping of interval/timeout/rise/fall")
-        return HealthTimers()
-    out: dict[str, Any] = {}
-    for name, raw in value.items():
-        if name not in _HEALTH_KEYS:
-            c.add(f"ober_health.{name}", raw, f"unknown key (known: {', '.join(_HEALTH_KEYS)})")
-            continue
-        kind, low, high = _HEALTH_KEYS[name]
-        ok_type = isinstance(raw, int | float) if kind is float else isinstance(raw, int)
-        if isinstance(raw, bool) or not ok_type:
-            c.add(f"ober_health.{name}", raw, f"not a {kind.__name__}")
-        elif not low <= raw <= high:
-            c.add(f"ober_health.{name}", raw, f"out of range {low:g}..{high:g}")
-        else:
-            out[name] = kind(raw)
-    timers = HealthTimers(**out)
-    if timers.timeout > timers.interval * 10:
-        c.add("ober_health.timeout", timers.timeout, "longer than 10 intervals: the watchdog would fire")
-    return timers
-
-
 def node_settings(
     host: str, data: Mapping[str, Any], host_address: str | None = None, resolver: Resolver = resolve
 ) -> NodeSettings:
     """Validate one host's data; raise `InventoryError` listing every problem found."""
     c = _Collector(host)
     for key in sorted(k for k in data if k.startswith(KEY_PREFIX) and k not in KNOWN_KEYS):
-        c.add(key, data[key], "unknown ober_ key (a typo?)")
+        c.add(key, data[key], "is not a known ober_ key (a typo?)")
 
-    local_asn = _int(c, "ober_local_asn", data.get("ober_local_asn"), *ASN_RANGE)
-    router_id_raw = data.get("ober_router_id") or host_address
-    router_id = _address(c, "ober_router_id", router_id_raw, version=4)
+    local_asn = parse_asn(c.errors, "ober_local_asn", data.get("ober_local_asn"))
+    router_id = parse_router_id(c.errors, "ober_router_id", data.get("ober_router_id") or host_address)
     local_ipv4 = data.get("ober_local_ipv4")
-    local_ipv4 = _address(c, "ober_local_ipv4", local_ipv4, 4) if local_ipv4 is not None else router_id
+    local_ipv4 = parse_address(c.errors, "ober_local_ipv4", local_ipv4, 4) if local_ipv4 is not None else router_id
     local_ipv6 = data.get("ober_local_ipv6")
-    local_ipv6 = _address(c, "ober_local_ipv6", local_ipv6, 6) if local_ipv6 is not None else None
+    local_ipv6 = parse_address(c.errors, "ober_local_ipv6", local_ipv6, 6) if local_ipv6 is not None else None
     peers = _peers(c, data.get("ober_peers"))
-    hold_time = _int(c, "ober_hold_time", data.get("ober_hold_time", 9), *HOLD_TIME_RANGE) or 9
-    backend_names = (DEFAULT_BACKEND,)
-    vips = _vips(c, data.get("ober_vips"), backend_names)
+    hold_time = parse_hold_time(c.errors, "ober_hold_time", data.get("ober_hold_time", DEFAULT_HOLD_TIME))
     backends = expand_backends(c, data.get("ober_backends"))
+
+    def pool(key: str, value: Any) -> Pool | None:
+        start = len(c.errors)
+        servers = expand_backends(c, value, key)
+        return Pool(key, servers) if servers and len(c.errors) == start else None
+
+    vips, pools = _vips(c, data.get("ober_vips"), Pool(DEFAULT_BACKEND, backends), pool)
+    families = {peer.version for peer in peers}
+    if peers:
+        check_vips(c.errors, "ober_vips", list(enumerate(vips)), families, "ober_peers entry")
     check_path = data.get("ober_backend_check_path", "/")
     if not isinstance(check_path, str) or not check_path.startswith("/") or any(ch.isspace() for ch in check_path):
-        c.add("ober_backend_check_path", check_path, "must be an absolute URL path without spaces")
+        c.add("ober_backend_check_path", check_path, "is not an absolute URL path without spaces")
         check_path = "/"
 
     certificates = data.get("ober_tls_certificates", [])
     if isinstance(certificates, str):
         certificates = [certificates]
     if not isinstance(certificates, list | tuple):
-        c.add("ober_tls_certificates", certificates, "must be a list of PEM bundle paths on the controller")
+        c.add("ober_tls_certificates", certificates, "is not a list of PEM bundle paths on the controller")
         certificates = []
     tls: list[Path] = []
     for index, path in enumerate(certificates):
         problem = certificate_problem(Path(str(path)))
         if problem:
-            c.add(f"ober_tls_certificates[{index}]", str(path), problem)
+            c.add(f"ober_tls_certificates[{index}]", str(path), f"is unusable: {problem}")
         else:
             tls.append(Path(str(path)))
     if len({p.name for p in tls}) != len(tls):
-        c.add("ober_tls_certificates", [str(p) for p in tls], "two bundles share a file name")
+        c.add("ober_tls_certificates", [str(p) for p in tls], "has two bundles with the same file name")
     http = _bool(c, "ober_http", data.get("ober_http", False))
     if not certificates and not http:
-        c.add("ober_tls_certificates", certificates, "empty and ober_http is off: no frontend would serve the VIPs")
+        c.add("ober_tls_certificates", certificates, "is empty and ober_http is off: no frontend would serve the VIPs")
 
     whitelist_routers = _networks(c, "ober_whitelist_routers", data.get("ober_whitelist_routers", []))
     whitelist_frontend = _networks(c, "ober_whitelist_frontend", data.get("ober_whitelist_frontend", []))
@@ -475,48 +437,50 @@ def node_settings(
     if whitelist_routers:
         for index, peer in enumerate(peers):
             if not _inside([peer.address], whitelist_routers):
-                c.add(f"ober_peers[{index}].address", peer.address, "not inside ober_whitelist_routers")
+                c.add(f"ober_peers[{index}].address", peer.address, "is not inside ober_whitelist_routers")
 
     check_dns = _bool(c, "ober_check_dns", data.get("ober_check_dns", True))
-    for backend in backends:
-        if _is_ip(backend.host):
-            addresses = [backend.host]
-        elif check_dns:
-            addresses = resolver(backend.host)
-            if not addresses:
-                c.add("ober_backends", backend.host, "does not resolve (on the controller; ober_check_dns=False skips)")
+    for each in pools:
+        users = [index for index, vip in enumerate(vips) if vip.backend == each.name]
+        key = "ober_backends" if each.name == DEFAULT_BACKEND or not users else f"ober_vips[{users[0]}].backends"
+        for backend in each.servers:
+            if _is_ip(backend.host):
+                addresses = [backend.host]
+            elif check_dns:
+                addresses = resolver(backend.host)
+                if not addresses:
+                    c.add(key, backend.host, "does not resolve (on the controller; ober_check_dns=False skips)")
+                    continue
+            else:
                 continue
-        else:
-            continue
-        if whitelist_backend and not _inside(addresses, whitelist_backend):
-            c.add("ober_backends", f"{backend.host} ({', '.join(addresses)})", "not inside ober_whitelist_backend")
+            if whitelist_backend and not _inside(addresses, whitelist_backend):
+                c.add(key, f"{backend.host} ({', '.join(addresses)})", "is not inside ober_whitelist_backend")
 
-    health = _health(c, data.get("ober_health"))
+    health = parse_health(c.errors, "ober_health", data.get("ober_health"), keys=tuple(TIMERS))
     kernel_tuning = _bool(c, "ober_kernel_tuning", data.get("ober_kernel_tuning", True))
     repository = data.get("ober_haproxy_repository")
     if repository is not None and (
         not isinstance(repository, str) or not repository.strip() or any(ch in repository for ch in "\r\n\0")
     ):  # one line: a newline would add lines of its own to the .repo file or the apt source
-        c.add("ober_haproxy_repository", repository, "must be an apt source line or a dnf baseurl")
+        c.add("ober_haproxy_repository", repository, "is not one apt source line or dnf baseurl")
         repository = None
     wheels_dir = data.get("ober_wheels_dir")
     if wheels_dir is not None and not _is_dir(Path(str(wheels_dir))):
-        c.add("ober_wheels_dir", wheels_dir, "not a directory on the controller")
+        c.add("ober_wheels_dir", wheels_dir, "is not a directory on the controller")
         wheels_dir = None
     maxconn = _int(c, "ober_maxconn", data.get("ober_maxconn", 100000), 100, 10_000_000) or 100000
     hsts_max_age = _int(c, "ober_hsts_max_age", data.get("ober_hsts_max_age", 0), *HSTS_MAX_AGE_RANGE) or 0
     if hsts_max_age and not certificates:
-        c.add("ober_hsts_max_age", hsts_max_age, "set, but ober_tls_certificates is empty: no TLS response to carry it")
+        c.add(
+            "ober_hsts_max_age", hsts_max_age, "is set, but ober_tls_certificates is empty: no TLS response to carry it"
+        )
 
-    for version in {vip.version for vip in vips}:
-        if not any(peer.version == version for peer in peers):
-            c.add("ober_peers", [p.address for p in peers], f"no IPv{version} peer for the IPv{version} VIPs")
-        if version == 6 and local_ipv6 is None and any(p.version == 6 for p in peers):
-            c.add("ober_local_ipv6", None, "needed for the IPv6 session (the node's own IPv6 address)")
+    if 6 in families and local_ipv6 is None:
+        c.add("ober_local_ipv6", None, "is needed for the IPv6 session (the node's own IPv6 address)")
 
-    if c.problems:
+    if c.errors:
         raise InventoryError(c.problems)
-    assert local_asn is not None and router_id is not None
+    assert local_asn is not None and router_id is not None and hold_time is not None
     return NodeSettings(
         host=host,
         local_asn=local_asn,
@@ -538,7 +502,7 @@ def node_settings(
         haproxy_repository=repository,
         wheels_dir=Path(str(wheels_dir)) if wheels_dir else None,
         maxconn=maxconn,
-        backend_names=backend_names,
+        pools=pools,
         hsts_max_age=hsts_max_age,
     )
 

@@ -1,22 +1,34 @@
-"""Load and validate `/etc/ober/health.toml`.
+"""The node's configuration model: `/etc/ober/health.toml`, its types, defaults, ranges and parsers.
 
 The health program decides routes, so a config it misreads is an outage. Every value is checked here,
 once, and every error names the key and the value it got, e.g. ``vip[1].prefix: '203.0.113.300/32' is
 not an IP prefix``. All errors are collected, not just the first, so an operator fixes them in one go.
+
+This module is the one definition of what a VIP, a health timer, a peer's ASN or a hold time may be. The
+deploy (ober_deploy/settings.py) validates the inventory by calling the same parsers with the
+inventory's key names (``ober_vips[1].prefix``, ``ober_health.rise``), and writes health.toml with
+`dump_config`, which `parse_config` reads back to the same `Config`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_CONFIG_PATH = Path("/etc/ober/health.toml")
-DEFAULT_STATUS_LISTEN = "127.0.0.1:8405"
+from ober_health.paths import PATHS, NodePaths
+
+DEFAULT_CONFIG_PATH = Path(PATHS.health_config)
+DEFAULT_STATUS_LISTEN = PATHS.status_listen
 DEFAULT_HOLD_TIME = 9
+MED_RANGE = (0, 4294967295)
+MIN_UP_RANGE = (1, 100000)
 ASN_RANGE = (1, 4294967295)
 HOLD_TIME_RANGE = (3, 65535)  # RFC 4271: 0 or at least 3; 0 (no keepalives) would hide a dead node forever
 
@@ -39,15 +51,28 @@ class ConfigError(ValueError):
 class VipConfig:
     """One service address and what must be true on this node for it to be announced."""
 
-    prefix: str
+    prefix: str  # one address: /32 or /128 (HAProxy binds it)
     backend: str | None = None
     min_up: int = 1
     med: int | None = None
     communities: tuple[str, ...] = ()
 
     @property
+    def version(self) -> int:
+        return ipaddress.ip_network(self.prefix).version
+
+    @property
     def is_ipv6(self) -> bool:
-        return ipaddress.ip_network(self.prefix).version == 6
+        return self.version == 6
+
+    @property
+    def address(self) -> str:
+        return str(ipaddress.ip_network(self.prefix).network_address)
+
+    @property
+    def bind_host(self) -> str:
+        """The address as HAProxy's `bind` wants it (IPv6 in brackets)."""
+        return f"[{self.address}]" if self.version == 6 else self.address
 
 
 @dataclass(frozen=True)
@@ -75,20 +100,38 @@ class BgpConfig:
 
 @dataclass(frozen=True)
 class HealthConfig:
-    """Timers and paths of the health loop; defaults are what the deploy ships."""
+    """Timers and paths of the health loop; the defaults are what the deploy ships (paths: ober_health/paths.py)."""
 
     interval: float = 0.2
     timeout: float = 0.5
     rise: int = 3
     fall: int = 2
-    haproxy_url: str = "http://127.0.0.1:8404/health"
-    stats_socket: str = "/run/haproxy/admin.sock"
-    maintenance_file: str = "/etc/ober/maintenance"
-    drain_file: str = "/run/ober/drain"
-    state_file: str = "/run/ober/state.json"
+    haproxy_url: str = PATHS.haproxy_health_url
+    stats_socket: str = PATHS.ober_socket
+    maintenance_file: str = PATHS.maintenance_file
+    drain_file: str = PATHS.drain_file
+    state_file: str = PATHS.state_file
     shutdown_ack_timeout: float = 1.0
     # the state as JSON over HTTP on loopback (`ober status` reads it when the state file cannot be written)
-    status_listen: str = DEFAULT_STATUS_LISTEN
+    status_listen: str = PATHS.status_listen
+
+    def at(self, paths: NodePaths) -> HealthConfig:
+        """These timers with the node files and sockets of `paths` (the deploy's, or a lab's)."""
+        return dataclasses.replace(
+            self,
+            haproxy_url=paths.haproxy_health_url,
+            stats_socket=paths.ober_socket,
+            maintenance_file=paths.maintenance_file,
+            drain_file=paths.drain_file,
+            state_file=paths.state_file,
+            status_listen=paths.status_listen,
+        )
+
+    @property
+    def watchdog_seconds(self) -> int:
+        """systemd's WatchdogSec for the unit that runs ober-health: one check loop costs at most
+        interval + 2 x timeout (HTTP check, stats socket); four missed loops and the unit is killed."""
+        return max(3, math.ceil(4 * (self.interval + 2 * self.timeout)))
 
 
 @dataclass(frozen=True)
@@ -107,19 +150,25 @@ class Config:
         return self.bgp.hold_time if self.bgp is not None else DEFAULT_HOLD_TIME
 
 
-_HEALTH_NUMBERS: dict[str, tuple[type, float, float]] = {
-    # key: (type, minimum, maximum)
+# the check loop's timers: key -> (type, minimum, maximum)
+TIMERS: dict[str, tuple[type, float, float]] = {
     "interval": (float, 0.01, 60.0),
     "timeout": (float, 0.01, 60.0),
     "rise": (int, 1, 1000),
     "fall": (int, 1, 1000),
+}
+_HEALTH_NUMBERS: dict[str, tuple[type, float, float]] = {
+    **TIMERS,
     "shutdown_ack_timeout": (float, 0.0, 1.5),  # ExaBGP SIGKILLs us 2 s after SIGTERM
 }
 _HEALTH_STRINGS = ("haproxy_url", "stats_socket", "maintenance_file", "drain_file", "state_file")
 _HEALTH_MAY_BE_EMPTY = ("status_listen",)  # "" switches the status endpoint off
+HEALTH_KEYS = (*_HEALTH_NUMBERS, *_HEALTH_STRINGS, *_HEALTH_MAY_BE_EMPTY)
+VIP_KEYS = ("prefix", "backend", "min_up", "med", "communities")
 
 
-def _number(errors: list[str], key: str, value: Any, kind: type, low: float, high: float) -> Any:
+def parse_number(errors: list[str], key: str, value: Any, kind: type, low: float, high: float) -> Any:
+    """`value` as `kind` within low..high, or None with one line in `errors` naming `key` and `value`."""
     if value is None:
         errors.append(f"{key}: missing")
         return None
@@ -139,18 +188,28 @@ def _bound(kind: type, value: float) -> str:
     return str(int(value)) if kind is int else f"{value:g}"
 
 
-def _parse_health(raw: Any, errors: list[str]) -> HealthConfig:
+def parse_asn(errors: list[str], key: str, value: Any) -> int | None:
+    return parse_number(errors, key, value, int, *ASN_RANGE)  # type: ignore[no-any-return]
+
+
+def parse_hold_time(errors: list[str], key: str, value: Any) -> int | None:
+    return parse_number(errors, key, value, int, *HOLD_TIME_RANGE)  # type: ignore[no-any-return]
+
+
+def parse_health(errors: list[str], where: str, raw: Any, keys: tuple[str, ...] = HEALTH_KEYS) -> HealthConfig:
+    """The [health] table (`where` = "health"), or the deploy's `ober_health` (only the TIMERS keys)."""
     if raw is None:
         return HealthConfig()
-    if not isinstance(raw, dict):
-        errors.append(f"health: {raw!r} is not a table")
+    if not _is_table(errors, where, raw, keys):
         return HealthConfig()
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        name = f"health.{key}"
+        name = f"{where}.{key}"
+        if key not in keys:
+            continue
         if key in _HEALTH_NUMBERS:
             kind, low, high = _HEALTH_NUMBERS[key]
-            parsed = _number(errors, name, value, kind, low, high)
+            parsed = parse_number(errors, name, value, kind, low, high)
             if parsed is not None:
                 values[key] = parsed
         elif key in _HEALTH_STRINGS:
@@ -158,86 +217,96 @@ def _parse_health(raw: Any, errors: list[str]) -> HealthConfig:
                 errors.append(f"{name}: {value!r} is not a non-empty string")
             else:
                 values[key] = value
-        elif key in _HEALTH_MAY_BE_EMPTY:
-            if not isinstance(value, str):
-                errors.append(f"{name}: {value!r} is not a string")
-            else:
-                values[key] = value
+        elif not isinstance(value, str):  # _HEALTH_MAY_BE_EMPTY
+            errors.append(f"{name}: {value!r} is not a string")
         else:
-            errors.append(f"{name}: unknown key (value {value!r})")
+            values[key] = value
     url = values.get("haproxy_url")
     if url is not None and not _HTTP_URL.fullmatch(url):
-        errors.append(f"health.haproxy_url: {url!r} is not an http(s) URL")
+        errors.append(f"{where}.haproxy_url: {url!r} is not an http(s) URL")
     listen = values.get("status_listen")
     if listen and parse_listen(listen) is None:
         errors.append(
-            f"health.status_listen: {listen!r} is not a loopback address and port"
+            f"{where}.status_listen: {listen!r} is not a loopback address and port"
             ' (e.g. "127.0.0.1:8405" or "[::1]:8405"; "" for none)'
         )
     config = HealthConfig(**values)
     if config.timeout > max(config.interval, 0) * 10:
         errors.append(
-            f"health.timeout: {config.timeout!r} is more than 10x health.interval ({config.interval!r}):"
+            f"{where}.timeout: {config.timeout!r} is more than 10x {where}.interval ({config.interval!r}):"
             " a hung HAProxy would be noticed too late"
         )
     return config
 
 
-def _is_table(errors: list[str], where: str, raw: Any, known: set[str]) -> bool:
+def _is_table(errors: list[str], where: str, raw: Any, known: tuple[str, ...]) -> bool:
     """`raw` is a TOML table with only `known` keys; each problem is appended to `errors`, named by `where`.
     False only when it is not a table at all (unknown keys are reported, the known ones still parsed)."""
     if not isinstance(raw, dict):
         errors.append(f"{where}: {raw!r} is not a table")
         return False
-    for key in raw.keys() - known:
-        errors.append(f"{where}.{key}: unknown key (value {raw[key]!r})")
+    for key in sorted(raw.keys() - set(known), key=repr):  # keys may be of mixed types
+        errors.append(f"{where}.{key}: unknown key (value {raw[key]!r}; known: {', '.join(known)})")
     return True
 
 
-def _parse_vip(index: int, raw: Any, errors: list[str]) -> VipConfig | None:
-    where = f"vip[{index}]"
+def parse_prefix(errors: list[str], key: str, value: Any) -> str | None:
+    """A VIP's prefix: one IPv4 or IPv6 address with its length (/32, /128), normalised."""
+    if not isinstance(value, str):
+        errors.append(f"{key}: {value!r} is missing or not a string")
+        return None
+    try:
+        if "/" not in value:
+            raise ValueError("no prefix length")
+        if "%" in value:
+            raise ValueError("scoped IPv6 address: not a route ExaBGP can announce")
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(value, strict=False) if "%" not in value and "/" in value else None
+        except ValueError:
+            loose = None
+        hint = f"host bits set: did you mean {loose}?" if loose is not None else "e.g. 203.0.113.10/32"
+        errors.append(f"{key}: {value!r} is not an IP prefix ({hint})")
+        return None
+    if network.num_addresses != 1:
+        errors.append(f"{key}: {value!r} is not one address: a VIP is a /32 (IPv4) or a /128 (IPv6)")
+        return None
+    return str(network)
+
+
+def parse_vip(errors: list[str], where: str, raw: Any) -> VipConfig | None:
+    """One [[vip]] table (`where` = "vip[1]"), or one entry of the deploy's `ober_vips`."""
     start = len(errors)
-    if not _is_table(errors, where, raw, {"prefix", "backend", "min_up", "med", "communities"}):
+    if not _is_table(errors, where, raw, VIP_KEYS):
         return None
 
-    prefix_raw = raw.get("prefix")
-    prefix = ""
-    if not isinstance(prefix_raw, str):
-        errors.append(f"{where}.prefix: {prefix_raw!r} is missing or not a string")
-    else:
-        try:
-            if "/" not in prefix_raw:
-                raise ValueError("no prefix length")
-            if "%" in prefix_raw:
-                raise ValueError("scoped IPv6 address: not a route ExaBGP can announce")
-            prefix = str(ipaddress.ip_network(prefix_raw, strict=True))
-        except ValueError:
-            errors.append(f"{where}.prefix: {prefix_raw!r} is not an IP prefix (e.g. 203.0.113.10/32)")
+    prefix = parse_prefix(errors, f"{where}.prefix", raw.get("prefix"))
 
     backend = raw.get("backend")
     if backend is not None and (not isinstance(backend, str) or not _BACKEND_NAME.fullmatch(backend)):
         errors.append(f"{where}.backend: {backend!r} is not an HAProxy backend name")
 
-    min_up = _number(errors, f"{where}.min_up", raw.get("min_up", 1), int, 1, 100000)
+    min_up = parse_number(errors, f"{where}.min_up", raw.get("min_up", 1), int, *MIN_UP_RANGE)
     if "min_up" in raw and backend is None:
         errors.append(f"{where}.min_up: {raw['min_up']!r} is set but the VIP has no backend to count")
 
     med = None
     if "med" in raw:
-        med = _number(errors, f"{where}.med", raw["med"], int, 0, 4294967295)
+        med = parse_number(errors, f"{where}.med", raw["med"], int, *MED_RANGE)
 
     communities_raw = raw.get("communities", [])
     communities: list[str] = []
-    if not isinstance(communities_raw, list):
+    if not isinstance(communities_raw, list | tuple):
         errors.append(f"{where}.communities: {communities_raw!r} is not a list")
     else:
-        for value in communities_raw:
+        for index, value in enumerate(communities_raw):
             if not isinstance(value, str) or not _valid_community(value):
-                errors.append(f"{where}.communities: {value!r} is not a community (ASN:VALUE, each 0..65535)")
+                errors.append(f"{where}.communities[{index}]: {value!r} is not a community (ASN:VALUE, each 0..65535)")
             else:
                 communities.append(value)
 
-    if len(errors) > start:
+    if len(errors) > start or prefix is None:
         return None
     return VipConfig(
         prefix=prefix,
@@ -246,6 +315,26 @@ def _parse_vip(index: int, raw: Any, errors: list[str]) -> VipConfig | None:
         med=med,
         communities=tuple(communities),
     )
+
+
+def check_vips(
+    errors: list[str], where: str, vips: list[tuple[int, VipConfig]], families: set[int] | None, peers: str
+) -> None:
+    """Rules between VIPs (`where` = "vip"): each listed once; with peers given, each of a family with a
+    peer (an IPv6 VIP needs an IPv6 BGP session)."""
+    seen: set[str] = set()
+    for index, vip in vips:
+        if vip.prefix in seen:
+            errors.append(f"{where}[{index}].prefix: {vip.prefix!r} is listed twice")
+        seen.add(vip.prefix)
+    if families is None:
+        return
+    for index, vip in vips:
+        if vip.version not in families:
+            errors.append(
+                f"{where}[{index}].prefix: {vip.prefix!r} is IPv{vip.version} but no {peers} is:"
+                f" an IPv{vip.version} VIP needs an IPv{vip.version} BGP session"
+            )
 
 
 def parse_listen(value: str) -> tuple[str, int] | None:
@@ -267,31 +356,41 @@ def parse_listen(value: str) -> tuple[str, int] | None:
     return (str(address), int(port)) if address.is_loopback else None
 
 
-def _address(errors: list[str], key: str, value: Any) -> str | None:
-    """An IP address (not a prefix, not a name), normalised."""
-    if not isinstance(value, str):
+def parse_address(errors: list[str], key: str, value: Any, version: int | None = None) -> str | None:
+    """An IP address (not a prefix, not a name, not an integer), normalised; of IP `version` if given."""
+    if not isinstance(value, str):  # ipaddress takes integers: 65001 would be 0.0.253.233
         errors.append(f"{key}: {value!r} is missing or not a string")
         return None
     try:
         if "%" in value:
             raise ValueError("scoped address")
-        return str(ipaddress.ip_address(value))
+        address = ipaddress.ip_address(value)
     except ValueError:
-        errors.append(f"{key}: {value!r} is not an IP address")
+        errors.append(f"{key}: {value!r} is not an IP{'' if version is None else f'v{version}'} address")
         return None
+    if version is not None and address.version != version:
+        errors.append(f"{key}: {value!r} is not an IPv{version} address")
+        return None
+    return str(address)
+
+
+def parse_router_id(errors: list[str], key: str, value: Any) -> str | None:
+    start = len(errors)
+    router_id = parse_address(errors, key, value)
+    if router_id is not None and ipaddress.ip_address(router_id).version != 4:
+        errors.append(f"{key}: {value!r} is not an IPv4 address (a BGP identifier is 32 bits)")
+    return router_id if len(errors) == start else None
 
 
 def _parse_bgp(raw: Any, errors: list[str]) -> BgpConfig | None:
     if raw is None:
         return None
     start = len(errors)
-    if not _is_table(errors, "bgp", raw, {"local_asn", "router_id", "hold_time"}):
+    if not _is_table(errors, "bgp", raw, ("local_asn", "router_id", "hold_time")):
         return None
-    local_asn = _number(errors, "bgp.local_asn", raw.get("local_asn"), int, *ASN_RANGE)
-    router_id = _address(errors, "bgp.router_id", raw.get("router_id"))
-    if router_id is not None and ipaddress.ip_address(router_id).version != 4:
-        errors.append(f"bgp.router_id: {raw['router_id']!r} is not an IPv4 address (a BGP identifier is 32 bits)")
-    hold_time = _number(errors, "bgp.hold_time", raw.get("hold_time", DEFAULT_HOLD_TIME), int, *HOLD_TIME_RANGE)
+    local_asn = parse_asn(errors, "bgp.local_asn", raw.get("local_asn"))
+    router_id = parse_router_id(errors, "bgp.router_id", raw.get("router_id"))
+    hold_time = parse_hold_time(errors, "bgp.hold_time", raw.get("hold_time", DEFAULT_HOLD_TIME))
     if len(errors) > start or local_asn is None or router_id is None or hold_time is None:
         return None
     return BgpConfig(local_asn=local_asn, router_id=router_id, hold_time=hold_time)
@@ -300,13 +399,13 @@ def _parse_bgp(raw: Any, errors: list[str]) -> BgpConfig | None:
 def _parse_peer(index: int, raw: Any, errors: list[str]) -> PeerConfig | None:
     where = f"peer[{index}]"
     start = len(errors)
-    if not _is_table(errors, where, raw, {"address", "asn", "local_address"}):
+    if not _is_table(errors, where, raw, ("address", "asn", "local_address")):
         return None
-    address = _address(errors, f"{where}.address", raw.get("address"))
-    asn = _number(errors, f"{where}.asn", raw.get("asn"), int, *ASN_RANGE)
+    address = parse_address(errors, f"{where}.address", raw.get("address"))
+    asn = parse_asn(errors, f"{where}.asn", raw.get("asn"))
     local = None
     if "local_address" in raw:
-        local = _address(errors, f"{where}.local_address", raw["local_address"])
+        local = parse_address(errors, f"{where}.local_address", raw["local_address"])
         if (
             local is not None
             and address is not None
@@ -330,7 +429,7 @@ def parse_config(raw: dict[str, Any]) -> Config:
     errors: list[str] = []
     for key in raw.keys() - {"health", "vip", "bgp", "peer"}:
         errors.append(f"{key}: unknown section (value {raw[key]!r})")
-    health = _parse_health(raw.get("health"), errors)
+    health = parse_health(errors, "health", raw.get("health"))
     bgp = _parse_bgp(raw.get("bgp"), errors)
     peers = _parse_peers(raw.get("peer", []), "bgp" in raw, errors)
     vips_raw = raw.get("vip", [])
@@ -341,23 +440,10 @@ def parse_config(raw: dict[str, Any]) -> Config:
         if not vips_raw:
             errors.append("vip: no [[vip]] table: there is nothing to announce")
         for index, item in enumerate(vips_raw):
-            vip = _parse_vip(index, item, errors)
+            vip = parse_vip(errors, f"vip[{index}]", item)
             if vip is not None:
                 vips.append((index, vip))
-    seen: set[str] = set()
-    for index, vip in vips:
-        if vip.prefix in seen:
-            errors.append(f"vip[{index}].prefix: {vip.prefix!r} is listed twice")
-        seen.add(vip.prefix)
-    if peers:
-        families = {peer.version for peer in peers}
-        for index, vip in vips:
-            version = ipaddress.ip_network(vip.prefix).version
-            if version not in families:
-                errors.append(
-                    f"vip[{index}].prefix: {vip.prefix!r} is IPv{version} but no [[peer]] is:"
-                    f" an IPv{version} VIP needs an IPv{version} BGP session"
-                )
+    check_vips(errors, "vip", vips, {peer.version for peer in peers} if peers else None, "[[peer]]")
     if errors:
         raise ConfigError(errors)
     return Config(health=health, vips=tuple(vip for _, vip in vips), bgp=bgp, peers=tuple(peers))
@@ -380,6 +466,47 @@ def _parse_peers(raw: Any, have_bgp: bool, errors: list[str]) -> list[PeerConfig
         seen.add(peer.address)
         peers.append(peer)
     return peers
+
+
+def _toml(value: Any) -> str:
+    """One TOML value: strings as basic strings (JSON's escapes are TOML's), numbers and lists as written."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def dump_config(config: Config) -> str:
+    """health.toml for `config`: every field written (no default left to the reader), read back by
+    `parse_config` to the same `Config`."""
+    lines = ["[health]"]
+    lines += [f"{f.name} = {_toml(getattr(config.health, f.name))}" for f in dataclasses.fields(config.health)]
+    if config.bgp is not None:
+        lines += [
+            "",
+            "# the BGP sessions exabgp.conf opens: ober-health, `ober status` and `ober doctor` report on each",
+        ]
+        lines += ["[bgp]"] + [
+            f"{f.name} = {_toml(getattr(config.bgp, f.name))}" for f in dataclasses.fields(config.bgp)
+        ]
+    for peer in config.peers:
+        lines += ["", "[[peer]]", f"address = {_toml(peer.address)}", f"asn = {peer.asn}"]
+        if peer.local_address is not None:
+            lines.append(f"local_address = {_toml(peer.local_address)}")
+    for vip in config.vips:
+        lines += ["", "[[vip]]", f"prefix = {_toml(vip.prefix)}"]
+        if vip.backend is not None:
+            lines += [f"backend = {_toml(vip.backend)}", f"min_up = {vip.min_up}"]
+        if vip.med is not None:
+            lines.append(f"med = {vip.med}")
+        if vip.communities:
+            lines.append(f"communities = {_toml(vip.communities)}")
+    return "\n".join(lines) + "\n"
 
 
 def load_config(path: Path) -> Config:

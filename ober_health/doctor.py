@@ -27,7 +27,7 @@ from typing import Any
 from ober_health import certs
 from ober_health.checks import check_http, inspect_drain_file
 from ober_health.config import Config
-from ober_health.nodefiles import HAPROXY_CONFIG, SYSCTL_FILE, WATCHDOG_FILE
+from ober_health.paths import PATHS
 from ober_health.stats import HaproxyView, read_view
 from ober_health.status import Report, describe_session, load_report
 
@@ -62,9 +62,9 @@ class NodeFiles:
     sys_net: str = "/sys/class/net"
     proc_sys: str = "/proc/sys"
     watchdog_device: str = "/dev/watchdog"
-    haproxy_config: str = HAPROXY_CONFIG
-    sysctl_file: str = SYSCTL_FILE
-    watchdog_file: str = WATCHDOG_FILE
+    haproxy_config: str = PATHS.haproxy_config
+    sysctl_file: str = PATHS.sysctl_file
+    watchdog_file: str = PATHS.watchdog_file
 
 
 @dataclass
@@ -126,8 +126,8 @@ class Doctor:
                     "haproxy",
                     FAIL,
                     f"HAProxy runs (pid {', '.join(map(str, pids[:3]))}) but {http.reason}",
-                    f"its `frontend stats` (bind 127.0.0.1:8404, monitor-uri /health) is not loaded: is"
-                    f" {self.files.haproxy_config} ober's? {DEPLOY}",
+                    f"its `frontend stats` (bind {PATHS.haproxy_monitor}, monitor-uri {PATHS.haproxy_health_uri})"
+                    f" is not loaded: is {self.files.haproxy_config} ober's? {DEPLOY}",
                 ),
             )
         if view.error:

@@ -4,13 +4,14 @@ dropped by the router in ~150 ms instead of the BGP hold time. ExaBGP has no BFD
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from ober_deploy.paths import MANAGED
 from ober_deploy.plan import current_platform, current_settings
+from ober_deploy.render import MANAGED
+from ober_health.paths import PATHS
 
 ober = current_settings()
 platform = current_platform()
-UNIT = "/etc/systemd/system/ober-bfdd.service"
-CONFIG = "/etc/frr/ober-bfdd.conf"  # bfdd reads it as user frr: not under /etc/ober (0750 ober)
+UNIT = PATHS.bfd_unit
+CONFIG = PATHS.bfd_config
 
 if ober.bfd:
     config = files.template(

@@ -16,14 +16,12 @@ from pyinfra.operations.util import any_changed
 
 from ober_deploy import rolling, staged
 from ober_deploy.facts import VERSION_COMMAND, OberInstall
-from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import current_settings, current_wheels, triggers
+from ober_deploy.render import template_data
+from ober_health.paths import PATHS
 
 ober = current_settings()
 venv = PATHS.venv_of(current_wheels().digest)
-DRAIN_TIMEOUT = 30
-# one check loop costs at most interval + 2 x timeout (HTTP check, stats socket); allow 4 missed loops
-WATCHDOG_SECONDS = max(3, round(4 * (ober.health.interval + 2 * ober.health.timeout)))
 # from the restart to the node serving again: ExaBGP up, the sessions established, `rise` good checks
 SERVING_TIMEOUT = 30 + round(ober.health.rise * ober.health.interval)
 
@@ -35,26 +33,21 @@ config = staged.template(
     mode="640",
     group=PATHS.user,
     swap=False,  # goes live in the rolling restart below
-    managed=MANAGED,
-    ober=ober,
-    paths=PATHS,
+    **template_data(ober),
 )
 env_file = files.template(
     name="ExaBGP environment file",
     src="templates/exabgp.env.j2",
     dest=PATHS.exabgp_env,
     mode="644",
-    managed=MANAGED,
+    **template_data(ober),
 )
 unit = files.template(
     name="exabgp.service",
     src="templates/exabgp.service.j2",
     dest=PATHS.exabgp_unit,
     mode="644",
-    managed=MANAGED,
-    paths=PATHS,
-    drain_timeout=DRAIN_TIMEOUT,
-    watchdog_seconds=WATCHDOG_SECONDS,
+    **template_data(ober),
 )
 systemd.daemon_reload(name="systemd reads exabgp.service", _if=unit.did_change)
 server.shell(

@@ -10,9 +10,10 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ober_deploy import staged
-from ober_deploy.haproxy import VERSION_COMMAND, haproxy_features, stats_sockets, uri_mask
-from ober_deploy.paths import MANAGED, PATHS
+from ober_deploy.haproxy import VERSION_COMMAND, haproxy_features, stats_sockets
 from ober_deploy.plan import current_platform, current_settings, triggers
+from ober_deploy.render import MANAGED, template_data
+from ober_health.paths import PATHS
 
 ober = current_settings()
 platform = current_platform()
@@ -67,14 +68,7 @@ config = staged.template(
     dest=PATHS.haproxy_config,
     check="haproxy -c -f {staged}",
     mode="644",
-    managed=MANAGED,
-    ober=ober,
-    paths=PATHS,
-    threads=threads,
-    maxconn=maxconn,
-    haproxy=haproxy,
-    sockets=stats_sockets(PATHS),
-    uri_mask=uri_mask(),
+    **template_data(ober, threads=threads, maxconn=maxconn, haproxy=haproxy),
 )
 systemd.service(name="HAProxy running and enabled", service="haproxy.service", running=True, enabled=True)
 # `systemctl reload` only signals the master: a config that passes `haproxy -c` can still fail to load

@@ -21,8 +21,9 @@ from pyinfra.operations import files, server
 
 from ober_deploy import staged
 from ober_deploy.facts import INSTALLED_MARKER, OberInstall
-from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import add_trigger, current_platform, current_settings, current_wheels
+from ober_deploy.render import template_data
+from ober_health.paths import PATHS
 
 ober = current_settings()
 platform = current_platform()
@@ -76,9 +77,7 @@ health_config = staged.template(
     mode="640",
     group=PATHS.user,
     swap=False,  # goes live in the rolling restart (tasks/exabgp.py)
-    managed=MANAGED,
-    ober=ober,
-    paths=PATHS,
+    **template_data(ober),
 )
 add_trigger("exabgp", health_config)
 

@@ -11,8 +11,9 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from ober_deploy.kernel import SYSCTLS, proc_path
-from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import current_settings
+from ober_deploy.render import MANAGED
+from ober_health.paths import PATHS
 
 ober = current_settings()
 logger = logging.getLogger("pyinfra")

@@ -5,8 +5,8 @@ from pyinfra import host
 from pyinfra.facts.files import FindFiles
 from pyinfra.operations import files
 
-from ober_deploy.paths import PATHS
 from ober_deploy.plan import add_trigger, current_settings
+from ober_health.paths import PATHS
 
 ober = current_settings()
 

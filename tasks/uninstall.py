@@ -6,10 +6,7 @@ stays installed (it is the distribution's package) with the configuration it had
 
 from pyinfra.operations import files, server, systemd
 
-from ober_deploy.paths import PATHS
-
-BFD_UNIT = "/etc/systemd/system/ober-bfdd.service"
-BFD_CONFIG = "/etc/frr/ober-bfdd.conf"
+from ober_health.paths import PATHS
 
 server.shell(
     name="stop and disable ober's services (ExaBGP drains first)",
@@ -21,8 +18,8 @@ server.shell(
 for path in (
     PATHS.exabgp_unit,
     PATHS.vips_unit,
-    BFD_UNIT,
-    BFD_CONFIG,
+    PATHS.bfd_unit,
+    PATHS.bfd_config,
     PATHS.haproxy_dropin,
     PATHS.sysctl_file,
     PATHS.watchdog_file,
@@ -46,9 +43,9 @@ server.shell(
 server.shell(
     name="remove the VIPs and the dummy interface",
     commands=[
-        "if [ -f /run/ober-vips.applied ]; then while read -r dev prefix; do"
-        ' ip address del "$prefix" dev "$dev" 2>/dev/null || true; done < /run/ober-vips.applied;'
-        " rm -f /run/ober-vips.applied; fi",
+        f"if [ -f {PATHS.vips_applied} ]; then while read -r dev prefix; do"
+        f' ip address del "$prefix" dev "$dev" 2>/dev/null || true; done < {PATHS.vips_applied};'
+        f" rm -f {PATHS.vips_applied}; fi",
         f"if ip link show {PATHS.vip_interface} >/dev/null 2>&1; then ip link del {PATHS.vip_interface}; fi",
     ],
 )

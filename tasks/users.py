@@ -2,7 +2,7 @@
 
 from pyinfra.operations import files, server
 
-from ober_deploy.paths import PATHS
+from ober_health.paths import PATHS
 
 server.group(name=f"group {PATHS.user}", group=PATHS.user, system=True)
 server.user(

@@ -3,8 +3,9 @@
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import current_settings
+from ober_deploy.render import template_data
+from ober_health.paths import PATHS
 
 ober = current_settings()
 
@@ -13,18 +14,14 @@ script = files.template(
     src="templates/ober-vips.sh.j2",
     dest=PATHS.vips_script,
     mode="755",
-    managed=MANAGED,
-    ober=ober,
-    paths=PATHS,
+    **template_data(ober),
 )
 unit = files.template(
     name="VIP interface unit (ober-vips.service)",
     src="templates/ober-vips.service.j2",
     dest=PATHS.vips_unit,
     mode="644",
-    managed=MANAGED,
-    ober=ober,
-    paths=PATHS,
+    **template_data(ober),
 )
 systemd.daemon_reload(name="systemd reads the VIP unit", _if=unit.did_change)
 systemd.service(name="VIPs up now and at boot", service="ober-vips.service", running=True, enabled=True)

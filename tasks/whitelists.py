@@ -7,8 +7,9 @@ An empty list means no restriction and renders no rule. A change reloads HAProxy
 
 from pyinfra.operations import files
 
-from ober_deploy.paths import MANAGED, PATHS
 from ober_deploy.plan import add_trigger, current_settings
+from ober_deploy.render import MANAGED
+from ober_health.paths import PATHS
 
 ober = current_settings()
 

@@ -1205,8 +1205,8 @@ def test_check_rejects_a_bad_config_naming_every_key_and_value(tmp_path: Path) -
         "health.interval: -1 ",
         "vip[0].prefix: '203.0.113.300/32' ",
         "vip[1].med: -5 ",
-        "vip[1].communities: '65000' ",
-        "vip[1].medd: unknown key (value 5)",
+        "vip[1].communities[0]: '65000' ",
+        "vip[1].medd: unknown key (value 5;",
     ):
         # one line per problem, each naming the file, the key and the value
         assert f"ober-health: {path}: {expected}" in result.stderr, result.stderr

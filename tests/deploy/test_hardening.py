@@ -11,13 +11,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pyinfra.api.util import get_template
 
-from ober_deploy.paths import MANAGED, PATHS
+from ober_deploy.render import render, template_data
 from ober_deploy.settings import InventoryError, node_settings
+from ober_health.paths import PATHS
 from tests.conftest import record_outcome
 from tests.deploy.conftest import Bundles
-from tests.deploy.support import HOST, REPO, VENV_BIN, make_chain, resolver, run, site_data
+from tests.deploy.support import HOST, VENV_BIN, make_chain, resolver, run, site_data
 
 DEBIAN_HAPROXY_UNIT = Path("/lib/systemd/system/haproxy.service")
 # "OK" on systemd's scale is below 5.0; what these units reach here (systemd 252) with a margin
@@ -27,24 +27,24 @@ LIMITS = {"exabgp.service": 2.5, "ober-vips.service": 2.5, "haproxy.service": 4.
 @pytest.mark.parametrize(
     ("value", "why"),
     [
-        (-1, "out of range 0..63072000"),
-        (63072001, "out of range 0..63072000"),
-        ("31536000", "not an integer"),
-        (True, "not an integer"),
+        (-1, "is out of range (0..63072000)"),
+        (63072001, "is out of range (0..63072000)"),
+        ("31536000", "is not an integer"),
+        (True, "is not an integer"),
     ],
 )
 def test_hsts_max_age_out_of_range_is_named(bundles: Bundles, value: object, why: str) -> None:
     data = site_data(ober_tls_certificates=[str(bundles.good)], ober_hsts_max_age=value)
     with pytest.raises(InventoryError) as error:
         node_settings(HOST, data, resolver=resolver)
-    assert error.value.problems == [f"{HOST}: ober_hsts_max_age = {value!r}: {why}"]
+    assert error.value.problems == [f"{HOST}: ober_hsts_max_age: {value!r} {why}"]
 
 
 def test_hsts_without_tls_is_refused_and_default_is_off(bundles: Bundles) -> None:
     with pytest.raises(InventoryError) as error:
         node_settings(HOST, site_data(ober_hsts_max_age=600), resolver=resolver)
     assert error.value.problems == [
-        f"{HOST}: ober_hsts_max_age = 600: set, but ober_tls_certificates is empty: no TLS response to carry it"
+        f"{HOST}: ober_hsts_max_age: 600 is set, but ober_tls_certificates is empty: no TLS response to carry it"
     ]
     tls = site_data(ober_tls_certificates=[str(bundles.good)])
     assert node_settings(HOST, tls, resolver=resolver).hsts_max_age == 0
@@ -62,14 +62,14 @@ def test_a_bundle_whose_chain_holds_a_stranger_is_refused(tmp_path: Path) -> Non
     with pytest.raises(InventoryError) as error:
         node_settings(HOST, site_data(ober_tls_certificates=[str(wrong)]), resolver=resolver)
     assert error.value.problems == [
-        f"{HOST}: ober_tls_certificates[0] = {str(wrong)!r}: certificate 2 of the bundle (CN=lab root) is not the "
-        "issuer of certificate 1 (CN=lab intermediate): the chain is out of order or holds a stranger"
+        f"{HOST}: ober_tls_certificates[0]: {str(wrong)!r} is unusable: certificate 2 of the bundle (CN=lab root)"
+        " is not the issuer of certificate 1 (CN=lab intermediate): the chain is out of order or holds a stranger"
     ]
 
 
 def render_unit(template: str, **data: object) -> str:
     ober = node_settings(HOST, site_data(), resolver=resolver)
-    return get_template(str(REPO / "templates" / template)).render(managed=MANAGED, ober=ober, paths=PATHS, **data)
+    return render(template, template_data(ober, **data))
 
 
 def exposure(root: Path, unit: str) -> tuple[float, str]:
@@ -91,7 +91,7 @@ def test_every_unit_ober_installs_scores_ok_on_systemd_analyze_security(tmp_path
     (system / "haproxy.service.d").mkdir(parents=True)
     (tmp_path / "lib/systemd/system").mkdir(parents=True)
     shutil.copy(DEBIAN_HAPROXY_UNIT, tmp_path / "lib/systemd/system/haproxy.service")
-    exabgp = render_unit("exabgp.service.j2", drain_timeout=30, watchdog_seconds=5)
+    exabgp = render_unit("exabgp.service.j2")
     (system / "exabgp.service").write_text(exabgp.replace(PATHS.venv, str(VENV_BIN.parent)))
     (system / "ober-vips.service").write_text(render_unit("ober-vips.service.j2"))
     (system / "haproxy.service.d/ober.conf").write_text(render_unit("haproxy-ober.conf.j2"))

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from ober_deploy.kernel import SYSCTLS
-from ober_deploy.paths import PATHS
 from ober_deploy.wheels import WheelSet
+from ober_health.paths import PATHS
 from tests.deploy.support import REPO, ROUTER_V4, VENV_BIN, run, tool_chroot
 
 pytestmark = pytest.mark.deploy
@@ -57,7 +57,7 @@ def test_bad_value_stops_the_run_before_any_operation(tmp_path: Path) -> None:
     code, output = pyinfra("-y", "--dry", str(inventory), "deploy.py")
     assert code != 0, output
     assert "invalid inventory, nothing was changed" in output
-    assert "@local: ober_local_asn = 0: out of range 1..4294967295" in output
+    assert "@local: ober_local_asn: 0 is out of range (1..4294967295)" in output
     for mark in OPERATION_MARKS:
         assert mark not in output, f"{mark!r} in the output of a run that must stop before any operation"
 
@@ -85,8 +85,8 @@ def test_a_bad_value_on_the_last_host_stops_every_host(tmp_path: Path) -> None:
     code, output = pyinfra("-y", str(write_inventory(tmp_path / "inventory.py", hosts)), "deploy.py")
     assert code != 0, output
     assert "Connected" in output  # both hosts were reachable: it is the validation that stopped the run
-    assert f"@chroot/{roots[1]}: ober_hold_time = 2: out of range 3..65535" in output
-    assert f"@chroot/{roots[1]}: ober_vips[0].prefix = '203.0.113.10/24': host bits set" in output
+    assert f"@chroot/{roots[1]}: ober_hold_time: 2 is out of range (3..65535)" in output
+    assert f"@chroot/{roots[1]}: ober_vips[0].prefix: '203.0.113.10/24' is not an IP prefix (host bits set" in output
     assert f"@chroot/{roots[0]}:" not in output.replace(f"[@chroot/{roots[0]}] Connected", "")
     for mark in OPERATION_MARKS:
         assert mark not in output
@@ -378,5 +378,5 @@ def test_no_fact_is_gathered_for_a_bad_inventory(tmp_path: Path) -> None:
     """Through the same runner as the plans above: the validation stops the run before the first fact."""
     plan = dry_run(tmp_path, node_facts(RHEL10, "4", "524288", ""), {"ober_peers": []})
     assert plan.code != 0
-    assert "@local: ober_peers = []: must be a non-empty list" in plan.output
+    assert "@local: ober_peers: [] is not a non-empty list" in plan.output
     assert plan.facts == [] and plan.operations == []

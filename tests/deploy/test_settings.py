@@ -1,7 +1,9 @@
 """Inventory validation on the controller: every bad value stops the deploy with a line naming host, key, value.
 
-An operator reads `edge-7: ober_vips[0].prefix = '203.0.113.300/32': not an IP prefix` and knows what to
-fix where. Each case below changes one key of data that validates, and checks that line is there.
+An operator reads `edge-7: ober_vips[0].prefix: '203.0.113.300/32' is not an IP prefix (...)` and knows what
+to fix where. Each case below changes one key of data that validates, and checks that line is there. The
+rules a node shares (VIPs, timers, ASNs, hold time) are ober-health's own parsers (ober_health/config.py)
+called with the inventory's key names: the lines here are the node's messages with the host in front.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from ober_deploy.settings import (
     InventoryError,
     NodeSettings,
     Peer,
-    Vip,
     node_settings,
     validate_inventory,
 )
+from ober_health.config import VipConfig
 from tests.deploy.conftest import Bundles
 from tests.deploy.support import (
     HOST,
@@ -58,11 +60,12 @@ def problems_of(data: dict[str, Any], host: str = HOST) -> list[str]:
 
 
 def line_for(problems: list[str], key: str, value_text: str, host: str = HOST) -> str:
-    """The problem line `host: key = value: why`; fails showing every line when there is none."""
+    """The problem line `host: key: value why` (or `host: key: unknown key (value ...`); fails showing every
+    line when there is none."""
     for line in problems:
-        if line.startswith(f"{host}: {key} = {value_text}: "):
+        if line.startswith(f"{host}: {key}: ") and value_text in line[len(f"{host}: {key}: ") :]:
             return line
-    raise AssertionError(f"no line '{host}: {key} = {value_text}: ...' among:\n" + "\n".join(problems))
+    raise AssertionError(f"no line '{host}: {key}: {value_text} ...' among:\n" + "\n".join(problems))
 
 
 def test_site_data_validates() -> None:
@@ -70,7 +73,7 @@ def test_site_data_validates() -> None:
     node = settings_of(site_data())
     assert node.local_asn == 65001
     assert node.peers == (Peer(ROUTER_V4, 65000),)
-    assert node.vips == (Vip(VIP_V4),)
+    assert node.vips == (VipConfig(VIP_V4, backend="be_rgw"),)
     assert node.backends == (Backend("rgw1", "rgw01.internal", 7480), Backend("rgw2", "rgw02.internal", 7480))
 
 
@@ -86,12 +89,12 @@ def vip(**values: Any) -> dict[str, Any]:
 CASES: list[tuple[str, Any, str, str, str]] = [
     ("ober_local_asn", 0, "ober_local_asn", "0", "out of range"),
     ("ober_local_asn", 4294967296, "ober_local_asn", "4294967296", "out of range"),
-    ("ober_local_asn", "x", "ober_local_asn", "'x'", "not an integer"),
-    ("ober_local_asn", True, "ober_local_asn", "True", "not an integer"),
-    ("ober_local_asn", 65001.0, "ober_local_asn", "65001.0", "not an integer"),
+    ("ober_local_asn", "x", "ober_local_asn", "'x'", "not a number"),
+    ("ober_local_asn", True, "ober_local_asn", "True", "not a number"),
+    ("ober_local_asn", 65001.0, "ober_local_asn", "65001.0", "not a whole number"),
     ("ober_router_id", "2001:db8::1", "ober_router_id", "'2001:db8::1'", "IPv4"),
-    ("ober_router_id", "198.51.100.300", "ober_router_id", "'198.51.100.300'", "IPv4"),
-    ("ober_router_id", "router1", "ober_router_id", "'router1'", "IPv4"),
+    ("ober_router_id", "198.51.100.300", "ober_router_id", "'198.51.100.300'", "not an IP address"),
+    ("ober_router_id", "router1", "ober_router_id", "'router1'", "not an IP address"),
     ("ober_local_ipv4", NODE_V6, "ober_local_ipv4", repr(NODE_V6), "IPv4"),
     ("ober_local_ipv6", NODE_V4, "ober_local_ipv6", repr(NODE_V4), "IPv6"),
     ("ober_peers", [], "ober_peers", "[]", "non-empty"),
@@ -101,21 +104,21 @@ CASES: list[tuple[str, Any, str, str, str]] = [
     ("ober_peers", [peer(password="s3cret")], "ober_peers[0].password", "'s3cret'", "unknown key"),
     ("ober_peers", [peer(), peer()], "ober_peers[1].address", repr(ROUTER_V4), "listed twice"),
     ("ober_peers", [peer(bfd="yes")], "ober_peers[0].bfd", "'yes'", "true or false"),
-    ("ober_hold_time", 2, "ober_hold_time", "2", "out of range 3..65535"),
+    ("ober_hold_time", 2, "ober_hold_time", "2", "out of range (3..65535)"),
     ("ober_hold_time", 65536, "ober_hold_time", "65536", "out of range"),
     ("ober_vips", ["203.0.113.300/32"], "ober_vips[0].prefix", "'203.0.113.300/32'", "not an IP prefix"),
     ("ober_vips", ["203.0.113.10/24"], "ober_vips[0].prefix", "'203.0.113.10/24'", "did you mean 203.0.113.0/24"),
     ("ober_vips", ["203.0.113.10/31"], "ober_vips[0].prefix", "'203.0.113.10/31'", "one address"),
-    ("ober_vips", ["203.0.113.10"], "ober_vips[0].prefix", "'203.0.113.10'", "address/length"),
-    ("ober_vips", [VIP_V4, VIP_V4], "ober_vips", repr(VIP_V4), "listed twice"),
+    ("ober_vips", ["203.0.113.10"], "ober_vips[0].prefix", "'203.0.113.10'", "e.g. 203.0.113.10/32"),
+    ("ober_vips", [VIP_V4, VIP_V4], "ober_vips[1].prefix", repr(VIP_V4), "listed twice"),
     ("ober_vips", [vip(backend="be_swift")], "ober_vips[0].backend", "'be_swift'", "not a backend"),
     ("ober_vips", [vip(med=4294967296)], "ober_vips[0].med", "4294967296", "out of range"),
     ("ober_vips", [vip(med=-1)], "ober_vips[0].med", "-1", "out of range"),
     ("ober_vips", [vip(min_up=-1)], "ober_vips[0].min_up", "-1", "out of range"),
-    ("ober_vips", [vip(min_up=0)], "ober_vips[0].min_up", "0", "out of range 1..100000"),  # as ober-health
+    ("ober_vips", [vip(min_up=0)], "ober_vips[0].min_up", "0", "out of range (1..100000)"),  # as ober-health
     ("ober_vips", [vip(communities=["65000:100000"])], "ober_vips[0].communities[0]", "'65000:100000'", "community"),
     ("ober_vips", [vip(communities=["65536:1"])], "ober_vips[0].communities[0]", "'65536:1'", "0..65535"),
-    ("ober_vips", [vip(communities="65000:1")], "ober_vips[0].communities", "'65000:1'", "must be a list"),
+    ("ober_vips", [vip(communities="65000:1")], "ober_vips[0].communities", "'65000:1'", "is not a list"),
     ("ober_vips", [vip(weight=5)], "ober_vips[0].weight", "5", "unknown key"),
     ("ober_vips", [], "ober_vips", "[]", "non-empty"),
     ("ober_backends", "rgw[01-.internal:7480", "ober_backends", "'rgw[01-.internal:7480'", "malformed hostlist"),
@@ -136,11 +139,11 @@ CASES: list[tuple[str, Any, str, str, str]] = [
     ("ober_whitelist_backend", ["192.0.2.1/24"], "ober_whitelist_backend[0]", "'192.0.2.1/24'", "host bits"),
     ("ober_whitelist_backend", {"net": "192.0.2.0/24"}, "ober_whitelist_backend", "{'net': '192.0.2.0/24'}", "list"),
     ("ober_health", {"jitter": 0.1}, "ober_health.jitter", "0.1", "unknown key"),
-    ("ober_health", {"rise": 0}, "ober_health.rise", "0", "out of range 1..100"),
-    ("ober_health", {"interval": "fast"}, "ober_health.interval", "'fast'", "not a float"),
-    ("ober_health", {"fall": 2.5}, "ober_health.fall", "2.5", "not a int"),
-    ("ober_health", {"interval": 0.05, "timeout": 1.0}, "ober_health.timeout", "1.0", "watchdog"),
-    ("ober_health", "fast", "ober_health", "'fast'", "mapping"),
+    ("ober_health", {"rise": 0}, "ober_health.rise", "0", "out of range (1..1000)"),
+    ("ober_health", {"interval": "fast"}, "ober_health.interval", "'fast'", "not a number"),
+    ("ober_health", {"fall": 2.5}, "ober_health.fall", "2.5", "not a whole number"),
+    ("ober_health", {"interval": 0.05, "timeout": 1.0}, "ober_health.timeout", "1.0", "more than 10x"),
+    ("ober_health", "fast", "ober_health", "'fast'", "not a table"),
     ("ober_kernel_tuning", "yes", "ober_kernel_tuning", "'yes'", "true or false"),
     ("ober_check_dns", "no", "ober_check_dns", "'no'", "true or false"),
     ("ober_maxconn", 50, "ober_maxconn", "50", "out of range"),
@@ -157,6 +160,44 @@ def test_bad_value_is_named_with_host_key_and_value(
 ) -> None:
     line = line_for(problems_of(site_data(**{key: value})), named_key, value_text)
     assert why in line
+
+
+def test_a_vip_with_its_own_pool_gets_its_own_backend() -> None:
+    """`backends` on a VIP: a hostlist of its own, an HAProxy backend named by `backend` (or after the VIP),
+    counted by ober-health for that VIP alone; VIPs without one share `ober_backends` (be_rgw)."""
+    web = {"prefix": "203.0.113.20/32", "backend": "be_web", "backends": "192.0.2.[31-32]:8080", "min_up": 2}
+    node = settings_of(
+        site_data(ober_vips=[VIP_V4, web, {"prefix": "203.0.113.30/32", "backends": "rgw01.internal:80"}])
+    )
+    assert [vip.backend for vip in node.vips] == ["be_rgw", "be_web", "be_vip2"]
+    assert node.backend_names == ("be_rgw", "be_web", "be_vip2")
+    assert node.pools[1].servers == (Backend("rgw1", "192.0.2.31", 8080), Backend("rgw2", "192.0.2.32", 8080))
+    assert node.node_config().vips[1].min_up == 2
+
+
+@pytest.mark.parametrize(
+    ("vip_entry", "named_key", "value_text", "why"),
+    [
+        ({"backends": "web[1-.internal:80"}, "ober_vips[1].backends", "'web[1-.internal:80'", "malformed hostlist"),
+        ({"backends": "web99.internal:80"}, "ober_vips[1].backends", "'web99.internal'", "does not resolve"),
+        ({"backend": "be_rgw", "backends": "192.0.2.31:80"}, "ober_vips[1].backend", "'be_rgw'", "ober_backends"),
+        ({"backend": "be_web"}, "ober_vips[1].backend", "'be_web'", "not a backend this deploy defines"),
+        ({"backend": "be web", "backends": "192.0.2.31:80"}, "ober_vips[1].backend", "'be web'", "backend name"),
+    ],
+)
+def test_a_bad_pool_of_a_vip_is_named(vip_entry: dict[str, Any], named_key: str, value_text: str, why: str) -> None:
+    data = site_data(ober_vips=[VIP_V4, {"prefix": "203.0.113.20/32", **vip_entry}])
+    assert why in line_for(problems_of(data), named_key, value_text)
+
+
+def test_two_vips_cannot_give_one_backend_two_pools() -> None:
+    vips = [
+        {"prefix": "203.0.113.20/32", "backend": "be_web", "backends": "192.0.2.31:80"},
+        {"prefix": "203.0.113.21/32", "backend": "be_web", "backends": "192.0.2.32:80"},
+    ]
+    assert "differs" in line_for(problems_of(site_data(ober_vips=vips)), "ober_vips[1].backends", "'192.0.2.32:80'")
+    shared = [vips[0], {"prefix": "203.0.113.21/32", "backend": "be_web"}]  # naming it is enough
+    assert settings_of(site_data(ober_vips=shared)).backend_names == ("be_rgw", "be_web")
 
 
 def test_peer_address_outside_router_whitelist() -> None:
@@ -184,7 +225,7 @@ def test_backend_names_are_not_resolved_with_check_dns_off() -> None:
 
 def test_ipv6_vip_without_ipv6_peer() -> None:
     problems = problems_of(site_data(ober_vips=[VIP_V4, VIP_V6], ober_local_ipv6=NODE_V6))
-    assert "no IPv6 peer for the IPv6 VIPs" in line_for(problems, "ober_peers", repr([ROUTER_V4]))
+    assert "needs an IPv6 BGP session" in line_for(problems, "ober_vips[1].prefix", repr(VIP_V6))
     assert len(problems) == 1, problems
 
 
@@ -312,7 +353,7 @@ def test_prod_inventory_validates_and_expands_the_hostlist(bundles: Bundles) -> 
     for node in fleet.values():
         assert node.backends == tuple(Backend(f"rgw{i}", f"rgw{i:02d}.storage.example.org", 7480) for i in range(1, 9))
         assert [p.address for p in node.peers if p.version == 6] and all(p.bfd for p in node.peers)
-        assert node.vips[0] == Vip(VIP_V4, min_up=2, med=100, communities=("65101:100",))
+        assert node.vips[0] == VipConfig(VIP_V4, backend="be_rgw", min_up=2, med=100, communities=("65101:100",))
         assert node.families == (4, 6)
         assert node.backend_check_path == "/swift/healthcheck"
         assert node.tls_certificates == (bundles.good,)

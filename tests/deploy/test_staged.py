@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from lab.fleet import parse_pyinfra_output
-from ober_deploy.paths import PATHS
 from ober_deploy.staged import STAGED_SUFFIX, check_command
+from ober_health.paths import PATHS
 from tests.deploy.support import PYINFRA, REPO, VENV_BIN, run
 
 HAPROXY_GOOD = """\

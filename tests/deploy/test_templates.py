@@ -1,18 +1,16 @@
-"""The templates, rendered exactly as the deploy renders them, checked by the daemons' own checkers.
+"""The templates, rendered as the deploy renders them (ober_deploy.render: the data tasks/*.py pass), checked
+by the daemons' own checkers.
 
-pyinfra's `files.template` renders with `pyinfra.api.util.get_template(src).render(data)`; the data each
-task passes is in `TASK_DATA` below (a test reads tasks/*.py to keep the two in step). Each inventory is
-rendered twice: with the node's paths (what the node gets, read by the assertions) and with paths moved
-into tmp_path (certificates, ACL file, sockets, the venv of this checkout, and the `haproxy` group instead
-of `ober`, which exists on a node but not here) so that `haproxy -c`, `exabgp validate`,
-`ober-health --check`, `sh -n`, `systemd-analyze verify` and FRR's `bfdd -C` can read them here.
-Expectations come from the inventory data, not from NodeSettings, so the template logic is not
-re-derived from itself.
+Each inventory is rendered twice: with the node's paths (what the node gets, read by the assertions) and
+with the paths moved into tmp_path (`NodePaths.moved_into`: certificates, ACL file, sockets, the venv of
+this checkout, and the `haproxy` group instead of `ober`, which exists on a node but not here) so that
+`haproxy -c`, `exabgp validate`, `ober-health --check`, `sh -n`, `systemd-analyze verify` and FRR's
+`bfdd -C` can read them here. Expectations come from the inventory data, not from NodeSettings, so the
+template logic is not re-derived from itself.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import ipaddress
 import os
@@ -21,22 +19,20 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hostlist
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
-from pyinfra.api.util import get_template
 
-from ober_deploy.haproxy import HaproxyFeatures, haproxy_features, parse_version, stats_sockets, uri_mask
+from ober_deploy.haproxy import HaproxyFeatures, haproxy_features, parse_version
 from ober_deploy.kernel import SYSCTLS
-from ober_deploy.paths import MANAGED, PATHS, NodePaths
 from ober_deploy.platform import platform_from_facts
-from ober_deploy.settings import Backend, InventoryError, NodeSettings, Peer, node_settings
+from ober_deploy.render import DRAIN_TIMEOUT, lab_paths, render, template_data
+from ober_deploy.settings import Backend, NodeSettings, Peer, Pool, node_settings
 from ober_health.config import load_config, parse_config
+from ober_health.paths import PATHS, NodePaths
 from tests.deploy.conftest import Bundles
 from tests.deploy.support import (
     DNS,
@@ -44,7 +40,6 @@ from tests.deploy.support import (
     HOST,
     NODE_V6,
     OBER_HEALTH,
-    REPO,
     ROUTER_V4,
     ROUTER_V6,
     VENV_BIN,
@@ -56,75 +51,42 @@ from tests.deploy.support import (
     site_data,
 )
 
-TEMPLATES = REPO / "templates"
 BFDD = Path("/usr/lib/frr/bfdd")  # FRR, for its own reading of bfdd.conf
-THREADS = 4  # tasks/haproxy.py: nproc of the node, 1..64
-DRAIN_TIMEOUT = 30  # tasks/exabgp.py
-BFD_CONFIG = "/etc/frr/ober-bfdd.conf"  # tasks/bfd.py
 DEBIAN = platform_from_facts({"name": "Debian", "major": 12, "release_meta": {"ID": "debian"}})
 # the HAProxy `haproxy -c` runs here (Debian 12's 2.6): what tasks/haproxy.py reads from the node
 HAPROXY_HERE = haproxy_features(subprocess.run(["haproxy", "-v"], capture_output=True, text=True, check=False).stdout)
-
-
-def watchdog_seconds(ober: NodeSettings) -> int:
-    """tasks/exabgp.py: 4 missed check loops of interval + 2 x timeout."""
-    return max(3, round(4 * (ober.health.interval + 2 * ober.health.timeout)))
-
-
-# template -> the keyword data its task passes (tasks/*.py), given the node's settings and paths
-TASK_DATA: dict[str, Callable[[NodeSettings, NodePaths], dict[str, Any]]] = {
-    "haproxy.cfg.j2": lambda o, p: {
-        "ober": o,
-        "paths": p,
-        "threads": THREADS,
-        "maxconn": o.maxconn,
-        "haproxy": HAPROXY_HERE,
-        "sockets": stats_sockets(p),
-        "uri_mask": uri_mask(),
-    },
-    "haproxy-ober.conf.j2": lambda o, p: {},
-    "tmpfiles-haproxy.conf.j2": lambda o, p: {},
-    "exabgp.conf.j2": lambda o, p: {"ober": o, "paths": p},
-    "exabgp.service.j2": lambda o, p: {
-        "paths": p,
-        "drain_timeout": DRAIN_TIMEOUT,
-        "watchdog_seconds": watchdog_seconds(o),
-    },
-    "health.toml.j2": lambda o, p: {"ober": o, "paths": p},
-    "ober-vips.sh.j2": lambda o, p: {"ober": o, "paths": p},
-    "ober-vips.service.j2": lambda o, p: {"ober": o, "paths": p},
-    "whitelist.acl.j2": lambda o, p: {
-        "description": "ober_whitelist_frontend: clients allowed on the VIPs (empty: everyone)",
-        "networks": list(o.whitelist_frontend),
-    },
-    "bfdd.conf.j2": lambda o, p: {"ober": o},
-    "ober-bfdd.service.j2": lambda o, p: {"bfdd": DEBIAN.bfd_daemon, "config": BFD_CONFIG},
-    "sysctl.conf.j2": lambda o, p: {"settings": [(key, value, why, True) for key, value, why in SYSCTLS]},
-    "watchdog.conf.j2": lambda o, p: {"runtime_watchdog": "30s"},
-    "exabgp.env.j2": lambda o, p: {},
+# the facts tasks/haproxy.py reads from a node (nproc, HAProxy's version), and the data of the templates
+# whose task passes more than the node's settings (whitelists, bfd, kernel)
+FACTS: dict[str, Any] = {
+    "threads": 4,
+    "haproxy": HAPROXY_HERE,
+    "description": "ober_whitelist_frontend: clients allowed on the VIPs (empty: everyone)",
+    "bfdd": DEBIAN.bfd_daemon,
+    "config": PATHS.bfd_config,
+    "settings": [(key, value, why, True) for key, value, why in SYSCTLS],
+    "runtime_watchdog": "30s",
 }
+TEMPLATES = (
+    "haproxy.cfg.j2",
+    "haproxy-ober.conf.j2",
+    "tmpfiles-haproxy.conf.j2",
+    "exabgp.conf.j2",
+    "exabgp.service.j2",
+    "health.toml.j2",
+    "ober-vips.sh.j2",
+    "ober-vips.service.j2",
+    "whitelist.acl.j2",
+    "bfdd.conf.j2",
+    "ober-bfdd.service.j2",
+    "sysctl.conf.j2",
+    "watchdog.conf.j2",
+    "exabgp.env.j2",
+)
 
 
-def render(template: str, ober: NodeSettings, paths: NodePaths) -> str:
-    """As files.template does it: pyinfra's get_template, `managed` and the task's keywords."""
-    return get_template(str(TEMPLATES / template)).render(managed=MANAGED, **TASK_DATA[template](ober, paths))
-
-
-def check_paths(tmp: Path) -> NodePaths:
-    """The node's paths, moved where the checkers here can read them (and the `haproxy` group for `ober`)."""
-    return dataclasses.replace(
-        PATHS,
-        user="haproxy",
-        venv=str(VENV_BIN.parent),
-        etc=str(tmp),
-        health_config=str(tmp / "health.toml"),
-        exabgp_config=str(tmp / "exabgp.conf"),
-        vips_script=str(tmp / "vips.sh"),
-        certs_dir=str(tmp / "certs"),
-        frontend_acl=str(tmp / "ober-frontend.acl"),
-        admin_socket=str(tmp / "admin.sock"),
-        ober_socket=str(tmp / "ober.sock"),
-    )
+def render_for(template: str, ober: NodeSettings, paths: NodePaths, **changes: Any) -> str:
+    data = template_data(ober, paths, **FACTS, maxconn=ober.maxconn, networks=list(ober.whitelist_frontend))
+    return render(template, data | changes)
 
 
 @dataclass
@@ -139,25 +101,30 @@ class Rendered:
 
 
 def render_node(ober: NodeSettings, data: dict[str, Any], tmp: Path) -> Rendered:
-    paths = check_paths(tmp)
+    paths = lab_paths(tmp, VENV_BIN.parent)
     (tmp / "certs").mkdir()
     for bundle in ober.tls_certificates:  # tasks/tls.py: the bundles under their own names
         shutil.copy(bundle, tmp / "certs" / bundle.name)
     files = {
-        "haproxy.cfg.j2": tmp / "haproxy.cfg",
+        "haproxy.cfg.j2": Path(paths.haproxy_config),
         "whitelist.acl.j2": Path(paths.frontend_acl),
         "exabgp.conf.j2": Path(paths.exabgp_config),
         "health.toml.j2": Path(paths.health_config),
         "ober-vips.sh.j2": Path(paths.vips_script),
-        "bfdd.conf.j2": tmp / "bfdd.conf",
+        "bfdd.conf.j2": Path(paths.bfd_config),
         "exabgp.service.j2": tmp / "exabgp.service",
         "ober-vips.service.j2": tmp / "ober-vips.service",
         "ober-bfdd.service.j2": tmp / "ober-bfdd.service",
     }
     for template, path in files.items():
-        path.write_text(render(template, ober, paths))
-    live = {template: render(template, ober, PATHS) for template in TASK_DATA}
+        path.write_text(render_for(template, ober, paths))
+    live = {template: render_for(template, ober, PATHS) for template in TEMPLATES}
     return Rendered(ober, data, live, tmp, paths)
+
+
+def test_every_template_is_rendered_here() -> None:
+    """A template added to templates/ is rendered (and checked) by these tests too."""
+    assert sorted(p.name for p in (Path(__file__).parents[2] / "templates").glob("*.j2")) == sorted(TEMPLATES)
 
 
 # ---- the inventories
@@ -200,6 +167,13 @@ def inventories(bundles: Bundles) -> dict[str, dict[str, Any]]:
             ober_health={"interval": 0.5, "timeout": 1.0, "rise": 2, "fall": 3},
         ),
         "prod-ingress01": prod_hosts(bundles.good)[0][1],
+        "per-vip-backends": dual_stack(
+            ober_vips=[
+                VIP_V4,
+                {"prefix": "203.0.113.20/32", "backend": "be_swift", "backends": "rgw[01-02].internal:8080"},
+                {"prefix": VIP_V6, "backend": "be_swift", "min_up": 2},
+            ]
+        ),
     }
 
 
@@ -212,6 +186,7 @@ def inventories(bundles: Bundles) -> dict[str, dict[str, Any]]:
         "frontend-whitelist",
         "bfd-peers",
         "prod-ingress01",
+        "per-vip-backends",
     ]
 )
 def node(request: pytest.FixtureRequest, bundles: Bundles, tmp_path: Path) -> Rendered:
@@ -304,6 +279,32 @@ def test_haproxy_balances_over_every_backend_with_the_health_check(node: Rendere
     assert f"option httpchk HEAD {check_path}" in backend
 
 
+def test_haproxy_sends_each_vip_to_its_own_pool(node: Rendered) -> None:
+    """A VIP with `backends` of its own is routed to them by destination address; the others, and any
+    address HAProxy does not know, go to `ober_backends` (be_rgw). /health fails only when no backend at
+    all can serve: ober-health counts each VIP's own backend (min_up) and withdraws that VIP alone."""
+    config = node.live["haproxy.cfg.j2"]
+    frontend = section(config, "frontend s3")
+    own: dict[str, str] = {}
+    pools: dict[str, str] = {}
+    for entry in node.data["ober_vips"]:
+        if isinstance(entry, dict) and "backend" in entry:
+            own[entry["prefix"].split("/")[0]] = entry["backend"]
+            if "backends" in entry:
+                pools[entry["backend"]] = entry["backends"]
+    assert [line for line in frontend if line.startswith("use_backend")] == [
+        f"use_backend {backend} if {{ dst {address} }}" for address, backend in own.items()
+    ]
+    assert frontend[-1] == "default_backend be_rgw"
+    names = ["be_rgw", *pools]
+    assert "monitor fail if " + " ".join(f"{{ nbsrv({name}) lt 1 }}" for name in names) in section(
+        config, "frontend stats"
+    )
+    for name, spec in pools.items():
+        servers = [line.split()[2] for line in section(config, f"backend {name}") if line.startswith("server ")]
+        assert len(servers) == len(hostlist.expand_hostlist(spec)), (name, servers)
+
+
 @pytest.mark.parametrize(
     ("text", "version"),
     [
@@ -324,9 +325,7 @@ def test_handshake_timeout_only_for_a_haproxy_that_has_it(bundles: Bundles, tmp_
     """2.6 rejects `timeout client-hs` (checked here with the local 2.6); 3.0 and later get it."""
     ober = node_settings(HOST, site_data(), resolver=resolver)
     for version, expected in (((2, 6), False), ((3, 0), True), ((3, 2), True), (None, False)):
-        config = get_template(str(TEMPLATES / "haproxy.cfg.j2")).render(
-            managed=MANAGED, **(TASK_DATA["haproxy.cfg.j2"](ober, PATHS) | {"haproxy": HaproxyFeatures(version)})
-        )
+        config = render_for("haproxy.cfg.j2", ober, PATHS, haproxy=HaproxyFeatures(version))
         assert ("timeout client-hs 10s" in section(config, "defaults")) is expected, version
     if HAPROXY_HERE.version != (2, 6):
         pytest.skip(f"the fallback is checked against HAProxy 2.6; this machine has {HAPROXY_HERE.describe()}")
@@ -429,7 +428,8 @@ def test_ober_health_accepts_the_config_and_lists_every_vip(node: Rendered) -> N
     assert config.health.drain_file == node.paths.drain_file  # the file exabgp.service's stop path writes
     wanted = [({"prefix": v} if isinstance(v, str) else v) for v in node.data["ober_vips"]]
     assert [(v.prefix, v.backend, v.min_up, v.med, list(v.communities)) for v in config.vips] == [
-        (w["prefix"], "be_rgw", w.get("min_up", 1), w.get("med"), w.get("communities", [])) for w in wanted
+        (w["prefix"], w.get("backend", "be_rgw"), w.get("min_up", 1), w.get("med"), w.get("communities", []))
+        for w in wanted
     ]
     health = node.data.get("ober_health") or {}
     assert config.health.interval == health.get("interval", 0.2)
@@ -437,51 +437,23 @@ def test_ober_health_accepts_the_config_and_lists_every_vip(node: Rendered) -> N
     assert config.health.stats_socket == node.paths.ober_socket
 
 
-VIP_ENTRIES = st.fixed_dictionaries(
-    {"prefix": st.ip_addresses().map(lambda a: f"{a}/{a.max_prefixlen}")},
-    optional={
-        "min_up": st.integers(min_value=-1, max_value=200_000),
-        "med": st.integers(min_value=-1, max_value=2**32),
-        "communities": st.lists(
-            st.from_regex(r"[0-9]{1,6}:[0-9]{1,6}\n?", fullmatch=True) | st.text(max_size=12), max_size=3
-        ),
-    },
-)
-TIMERS = st.fixed_dictionaries(
-    {},
-    optional={
-        "interval": st.floats(min_value=0.0, max_value=12.0) | st.integers(0, 12),
-        "timeout": st.floats(min_value=0.0, max_value=12.0) | st.integers(0, 12),
-        "rise": st.integers(-1, 120),
-        "fall": st.integers(-1, 120),
-    },
-)
+def test_health_toml_reads_back_as_the_model_the_deploy_wrote(node: Rendered) -> None:
+    """health.toml is the model's own dump: ober-health's parser gets back exactly the Config the
+    controller built, every field included (drain_file, sockets, status endpoint: nothing left to the
+    node's defaults)."""
+    for paths, text in ((PATHS, node.live["health.toml.j2"]), (node.paths, Path(node.paths.health_config).read_text())):
+        assert parse_config(tomllib.loads(text)) == node.ober.node_config(paths)
+    for key in ("drain_file", "maintenance_file", "state_file", "stats_socket", "haproxy_url", "status_listen"):
+        assert re.search(rf"^{key} = ", node.live["health.toml.j2"], re.M), key
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(vips=st.lists(VIP_ENTRIES, min_size=1, max_size=4), timers=TIMERS)
-def test_whatever_the_controller_accepts_ober_health_accepts(
-    vips: list[dict[str, Any]], timers: dict[str, Any]
-) -> None:
-    """The contract between the two validations: health.toml rendered from any inventory the controller
-    accepts is accepted by ober-health's own config parser (else the deploy fails on the node)."""
-    data = dual_stack(ober_vips=vips, ober_health=timers)
-    try:
-        ober = node_settings(HOST, data, resolver=resolver)
-    except InventoryError:
-        event("rejected by the controller")
-        return
-    event("accepted by the controller")
-    config = parse_config(tomllib.loads(render("health.toml.j2", ober, PATHS)))
-    assert [(v.prefix, v.min_up, v.med, v.communities) for v in config.vips] == [
-        (v.prefix, v.min_up, v.med, v.communities) for v in ober.vips
-    ]
-    assert (config.health.interval, config.health.timeout, config.health.rise, config.health.fall) == (
-        ober.health.interval,
-        ober.health.timeout,
-        ober.health.rise,
-        ober.health.fall,
-    )
+def test_stop_path_and_health_program_name_the_same_drain_file(node: Rendered) -> None:
+    """exabgp.service removes at start the drain file its stop path writes, and ober-health reads that file:
+    if they differed, a node would stay withdrawn after `systemctl stop` (or never drain)."""
+    config = load_config(Path(node.paths.health_config))
+    unit = (node.tmp / "exabgp.service").read_text()
+    assert f"ExecStartPre=/bin/rm -f {config.health.drain_file}" in unit
+    assert f"--config {node.paths.health_config} drain --runtime" in unit
 
 
 # ---- the VIP script and the units
@@ -512,7 +484,7 @@ def test_vips_script_puts_the_vips_on_and_takes_dropped_ones_off(tmp_path: Path)
     second = [VIP_V4, "203.0.113.12/32", "2001:db8:203::12/128"]
     for name, vips in (("first", first), ("second", second)):
         ober = node_settings(HOST, dual_stack(ober_vips=vips), resolver=resolver)
-        (tmp_path / f"{name}.sh").write_text(render("ober-vips.sh.j2", ober, PATHS))
+        (tmp_path / f"{name}.sh").write_text(render_for("ober-vips.sh.j2", ober, PATHS))
     driver = (
         'set -e; mount -t tmpfs tmpfs /run; cd "$1"; '
         "sh first.sh; ip -o address show > first.ip; cp /run/ober-vips.applied first.applied; "
@@ -624,7 +596,7 @@ def broken(bundles: Bundles, tmp_path: Path, **changes: Any) -> Rendered:
 
 
 def test_haproxy_check_fails_on_a_broken_server_line(bundles: Bundles, tmp_path: Path) -> None:
-    node = broken(bundles, tmp_path, backends=(Backend("rgw1", "rgw 01.internal", 7480),))
+    node = broken(bundles, tmp_path, pools=(Pool("be_rgw", (Backend("rgw1", "rgw 01.internal", 7480),)),))
     result = haproxy_check(node.tmp / "haproxy.cfg")
     assert result.returncode != 0
     assert "haproxy.cfg" in result.stdout + result.stderr
@@ -668,34 +640,3 @@ def test_sh_n_fails_on_a_broken_script(bundles: Bundles, tmp_path: Path) -> None
     script = Path(node.paths.vips_script)
     script.write_text(script.read_text().replace("esac", "", 1))
     assert run(["sh", "-n", str(script)]).returncode != 0
-
-
-# ---- the data the tasks pass
-
-
-def task_template_calls() -> dict[str, set[str]]:
-    """template -> the keywords tasks/*.py pass to files.template / staged.template (data, not op arguments)."""
-    operation_args = {"name", "src", "dest", "mode", "user", "group", "check", "swap"}
-    calls: dict[str, set[str]] = {}
-    for path in sorted((REPO / "tasks").glob("*.py")):
-        for call in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(call, ast.Call):
-                continue
-            func = ast.unparse(call.func)
-            if func not in ("files.template", "staged.template"):
-                continue
-            src = next(k.value for k in call.keywords if k.arg == "src")
-            assert isinstance(src, ast.Constant), f"{path.name}: template src is not a literal"
-            keywords = {k.arg for k in call.keywords if k.arg and k.arg not in operation_args}
-            calls[Path(str(src.value)).name] = {k for k in keywords if not k.startswith("_")}
-    return calls
-
-
-def test_rendered_with_the_data_the_tasks_pass() -> None:
-    calls = task_template_calls()
-    assert sorted(calls) == sorted(TASK_DATA), "a template is rendered by the tasks but not here, or the reverse"
-    assert sorted(p.name for p in TEMPLATES.glob("*.j2")) == sorted(TASK_DATA)
-    ober = node_settings(HOST, site_data(), resolver=resolver)
-    for template, keywords in calls.items():
-        ours = {"managed", *TASK_DATA[template](ober, PATHS).keys()}
-        assert ours == keywords, f"{template}: the tasks pass {sorted(keywords)}, this test {sorted(ours)}"

@@ -3,8 +3,8 @@ operation (ober_deploy.staged.template): used by the fleet test that checks the 
 untouched, and that the next regular deploy then changes nothing."""
 
 from ober_deploy import staged
-from ober_deploy.paths import PATHS
 from ober_deploy.plan import fleet_settings
+from ober_health.paths import PATHS
 
 fleet_settings()
 staged.template(

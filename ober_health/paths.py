@@ -1,0 +1,82 @@
+"""Where ober's files, sockets and units are on a node: one definition, read by ober-health's defaults,
+`ober`, the deploy's templates and tasks, the uninstall and the labs (which move them into a work
+directory with `NodePaths.moved_into`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    user: str = "ober"  # ExaBGP and ober-health run as this unprivileged user
+    prefix: str = "/opt/ober"
+    venv: str = "/opt/ober/venv"  # a symlink to the venv of the installed wheel set, under `venvs`
+    cli_link: str = "/usr/local/bin/ober"  # `ober` on the operator's PATH: -> <venv>/bin/ober
+    venvs: str = "/opt/ober/venvs"  # one venv per wheel set, named after its digest
+    wheels: str = "/opt/ober/wheels"
+    etc: str = "/etc/ober"
+    health_config: str = "/etc/ober/health.toml"
+    exabgp_config: str = "/etc/ober/exabgp.conf"
+    exabgp_env: str = "/etc/ober/exabgp.env"  # ExaBGP's own settings (EXABGP_ENVFILE), read at its start
+    maintenance_file: str = "/etc/ober/maintenance"  # present = every VIP withdrawn (survives reboots)
+    runtime_dir: str = "/run/ober"
+    drain_file: str = "/run/ober/drain"  # written by exabgp.service's stop path, removed by its start
+    state_file: str = "/run/ober/state.json"
+    haproxy_config: str = "/etc/haproxy/haproxy.cfg"
+    certs_dir: str = "/etc/haproxy/certs"
+    frontend_acl: str = "/etc/haproxy/ober-frontend.acl"
+    admin_socket: str = "/run/haproxy/admin.sock"  # operators (root): level admin
+    ober_socket: str = "/run/haproxy/ober.sock"  # ober-health and `ober`: level user, group `user`
+    # HAProxy's local frontend: /health for ober-health, stats, Prometheus (loopback only)
+    haproxy_monitor: str = "127.0.0.1:8404"
+    haproxy_health_uri: str = "/health"
+    status_listen: str = "127.0.0.1:8405"  # ober-health's state as JSON (`ober status` falls back to it)
+    exabgp_unit: str = "/etc/systemd/system/exabgp.service"
+    vips_unit: str = "/etc/systemd/system/ober-vips.service"
+    vips_script: str = "/etc/ober/vips.sh"
+    vips_applied: str = "/run/ober-vips.applied"  # what the VIP script put on the node, for the next run
+    haproxy_dropin: str = "/etc/systemd/system/haproxy.service.d/ober.conf"
+    sysctl_file: str = "/etc/sysctl.d/60-ober.conf"  # the kernel tuning the deploy sets (ober_kernel_tuning)
+    watchdog_file: str = "/etc/systemd/system.conf.d/60-ober-watchdog.conf"  # RuntimeWatchdogSec, with /dev/watchdog
+    tmpfiles_file: str = "/etc/tmpfiles.d/ober-haproxy.conf"
+    bfd_unit: str = "/etc/systemd/system/ober-bfdd.service"
+    bfd_config: str = "/etc/frr/ober-bfdd.conf"  # bfdd reads it as user frr: not under /etc/ober (0750 ober)
+    vip_interface: str = "ober0"
+
+    @property
+    def haproxy_health_url(self) -> str:
+        """What ober-health asks HAProxy (health.toml's `haproxy_url`), served by haproxy.cfg's monitor."""
+        return f"http://{self.haproxy_monitor}{self.haproxy_health_uri}"
+
+    def venv_of(self, digest: str) -> str:
+        """The venv a wheel set (ober_deploy.wheels.WheelSet.digest) is installed into."""
+        return f"{self.venvs}/{digest}"
+
+    def moved_into(self, directory: Path, venv: Path, user: str) -> NodePaths:
+        """These paths with every file ober writes under `directory` (a lab node, or a test rendering the
+        templates for the daemons' own checkers), the programs from `venv` and `user` for the service account."""
+        files = {
+            "etc": directory,
+            "health_config": directory / "health.toml",
+            "exabgp_config": directory / "exabgp.conf",
+            "exabgp_env": directory / "exabgp.env",
+            "maintenance_file": directory / "maintenance",
+            "runtime_dir": directory,
+            "drain_file": directory / "drain",
+            "state_file": directory / "state.json",
+            "haproxy_config": directory / "haproxy.cfg",
+            "certs_dir": directory / "certs",
+            "frontend_acl": directory / "ober-frontend.acl",
+            "admin_socket": directory / "admin.sock",
+            "ober_socket": directory / "ober.sock",
+            "vips_script": directory / "vips.sh",
+            "vips_applied": directory / "vips.applied",
+            "bfd_config": directory / "bfdd.conf",
+        }
+        return dataclasses.replace(self, user=user, venv=str(venv), **{k: str(v) for k, v in files.items()})
+
+
+PATHS = NodePaths()
