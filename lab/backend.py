@@ -1,5 +1,7 @@
-"""A stand-in for one RGW daemon: answers every GET with its name, so a client sees which node served it;
-a GET of /echo-headers answers with the request's header lines instead (what HAProxy forwarded).
+"""The one RGW stand-in (fast lab only; the fleet runs real radosgw): answers every GET with its name, so a
+client sees which node served it; a GET of /echo-headers answers with the request's header lines instead
+(what HAProxy forwarded). A HEAD (HAProxy's check, templates/haproxy.cfg.j2: HEAD, expect 200) gets the
+headers only.
 
 python -m lab.backend --port 8080 --name node1/rgw1
 """

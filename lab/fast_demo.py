@@ -39,7 +39,7 @@ def show_routes(lab: FastLab) -> None:
 def request_each(lab: FastLab) -> None:
     for vip in lab.vips:
         ok, body = lab.request(vip)
-        print(f"   GET http://{vip.bind}/ -> {'200, served by ' + body if ok else 'FAILED: ' + body}")
+        print(f"   GET http://{vip.bind_host}:80/ -> {'200, served by ' + body if ok else 'FAILED: ' + body}")
 
 
 def main(argv: list[str] | None = None) -> int:

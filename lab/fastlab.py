@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from lab.fastnode import DEFAULT_VIPS, NODE_ASN, FastNode, LabVip
+from lab.fastnode import DEFAULT_VIPS, NODE_ASN, FastNode
 from lab.netns import LabNetwork
 from lab.procs import Supervisor, netns_exec, run, wait_for
 from lab.router import BirdRouter, FrrRouter, Peer, Router, fib_nexthops
+from ober_health.config import VipConfig
 
 
 class FastLab:
@@ -28,8 +31,8 @@ class FastLab:
         prefix: str = "ober",
         nodes: int = 2,
         router: str = "bird",
-        vips: tuple[LabVip, ...] = DEFAULT_VIPS,
-        health_overrides: dict[str, float | int] | None = None,
+        vips: tuple[str | Mapping[str, Any], ...] = DEFAULT_VIPS,
+        health_overrides: Mapping[str, Any] | None = None,
         bfd: bool = False,
     ) -> None:
         self.workdir = workdir
@@ -38,7 +41,8 @@ class FastLab:
         self.network = LabNetwork(prefix)
         self.node_count = nodes
         self.router_kind = router
-        self.vips = vips
+        self.vip_entries = vips  # `ober_vips`, as an inventory says them
+        self.vips: tuple[VipConfig, ...] = ()  # the model's VIPs, once the nodes' data is validated
         self.health_overrides = health_overrides
         self.bfd = bfd
         self.nodes: dict[str, FastNode] = {}
@@ -59,7 +63,10 @@ class FastLab:
         self.network.create_router()
         hosts = [self.network.add_host(f"{self.network.prefix}n{i}", i) for i in range(1, self.node_count + 1)]
         for host in hosts:
-            for vip in self.vips:
+            node = FastNode(host, self.workdir / host.name, self.supervisor, self.vip_entries, self.health_overrides)
+            self.nodes[host.name] = node
+            self.vips = node.vips
+            for vip in node.vips:  # what ober-vips.service does on a node
                 self.network.add_address(host.name, vip.prefix)
         self.timings["network"] = time.monotonic() - started
         peers = [Peer(h.name, h.ipv4, h.ipv6, NODE_ASN, bfd=self.bfd) for h in hosts]
@@ -69,9 +76,7 @@ class FastLab:
         self.router = router_class(self.network.router, self.workdir, self.supervisor, peers)
         self.router.start()
         self.timings["router"] = time.monotonic() - started
-        for host in hosts:
-            node = FastNode(host, self.workdir / host.name, self.supervisor, self.vips, self.health_overrides)
-            self.nodes[host.name] = node
+        for node in self.nodes.values():
             node.start()
         self.timings["spawn"] = time.monotonic() - started
         for vip in self.vips:
@@ -123,9 +128,9 @@ class FastLab:
             interval=0.005,
         )
 
-    def request(self, vip: LabVip, timeout: float = 2.0) -> tuple[bool, str]:
+    def request(self, vip: VipConfig, timeout: float = 2.0) -> tuple[bool, str]:
         """One HTTP request from the router namespace to the VIP: (succeeded, body or error)."""
-        url = f"http://{vip.bind}/"
+        url = f"http://{vip.bind_host}:80/"
         result = run(
             *netns_exec(self.router_ns, "curl", "-sS", "-g", "--max-time", str(timeout), url),
             check=False,
@@ -133,5 +138,5 @@ class FastLab:
         )
         return result.returncode == 0, (result.stdout or result.stderr).strip()
 
-    def vip(self, prefix: str) -> LabVip:
+    def vip(self, prefix: str) -> VipConfig:
         return next(v for v in self.vips if v.prefix == prefix)
