@@ -15,6 +15,7 @@ the controller and ober-health cannot disagree. health.toml is the model's own d
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import re
 import socket
@@ -88,16 +89,11 @@ class InventoryError(ValueError):
 
 
 @dataclass(frozen=True)
-class Peer:
-    """A BGP router this node peers with; `bfd` (FRR's bfdd on the node) is the controller's alone."""
+class Peer(PeerConfig):
+    """A BGP router this node peers with (the model's peer, its local address from ober_local_ipv4/6);
+    `bfd` (FRR's bfdd on the node) is the controller's alone."""
 
-    address: str
-    asn: int
     bfd: bool = False
-
-    @property
-    def version(self) -> int:
-        return ipaddress.ip_address(self.address).version
 
 
 @dataclass(frozen=True)
@@ -171,7 +167,7 @@ class NodeSettings:
             health=self.health.at(paths),
             vips=self.vips,
             bgp=BgpConfig(local_asn=self.local_asn, router_id=self.router_id, hold_time=self.hold_time),
-            peers=tuple(PeerConfig(peer.address, peer.asn, self.local_address(peer.version)) for peer in self.peers),
+            peers=tuple(PeerConfig(peer.address, peer.asn, peer.local_address) for peer in self.peers),
         )
 
     def health_toml(self, paths: NodePaths = PATHS) -> str:
@@ -248,7 +244,7 @@ def _peers(c: _Collector, value: Any) -> tuple[Peer, ...]:
         asn = parse_asn(c.errors, f"{key}.asn", item.get("asn"))
         bfd = _bool(c, f"{key}.bfd", item.get("bfd", False))
         if address and asn:
-            peers.append(Peer(address, asn, bfd))
+            peers.append(Peer(address, asn, bfd=bfd))
     seen: set[str] = set()
     for index, peer in enumerate(peers):
         if peer.address in seen:
@@ -394,7 +390,10 @@ def node_settings(
     local_ipv4 = parse_address(c.errors, "ober_local_ipv4", local_ipv4, 4) if local_ipv4 is not None else router_id
     local_ipv6 = data.get("ober_local_ipv6")
     local_ipv6 = parse_address(c.errors, "ober_local_ipv6", local_ipv6, 6) if local_ipv6 is not None else None
-    peers = _peers(c, data.get("ober_peers"))
+    peers = tuple(
+        dataclasses.replace(peer, local_address=local_ipv4 if peer.version == 4 else local_ipv6)
+        for peer in _peers(c, data.get("ober_peers"))
+    )
     hold_time = parse_hold_time(c.errors, "ober_hold_time", data.get("ober_hold_time", DEFAULT_HOLD_TIME))
     backends = expand_backends(c, data.get("ober_backends"))
 

@@ -72,7 +72,7 @@ def test_site_data_validates() -> None:
     """The base every case below changes one key of: it must be good, or the cases prove nothing."""
     node = settings_of(site_data())
     assert node.local_asn == 65001
-    assert node.peers == (Peer(ROUTER_V4, 65000),)
+    assert node.peers == (Peer(ROUTER_V4, 65000, local_address=NODE_V4),)
     assert node.vips == (VipConfig(VIP_V4, backend="be_rgw"),)
     assert node.backends == (Backend("rgw1", "rgw01.internal", 7480), Backend("rgw2", "rgw02.internal", 7480))
 
