@@ -42,6 +42,8 @@ class NodePaths:
     sysctl_file: str = "/etc/sysctl.d/60-ober.conf"  # the kernel tuning the deploy sets (ober_kernel_tuning)
     watchdog_file: str = "/etc/systemd/system.conf.d/60-ober-watchdog.conf"  # RuntimeWatchdogSec, with /dev/watchdog
     tmpfiles_file: str = "/etc/tmpfiles.d/ober-haproxy.conf"
+    haproxy_reload: str = "/opt/ober/haproxy-reload.sh"  # tasks/haproxy.py's reload, checked by `sh -n`
+    haproxy_master_socket: str = "/run/haproxy-master.sock"  # the distribution's haproxy.service (-S)
     bfd_unit: str = "/etc/systemd/system/ober-bfdd.service"
     bfd_config: str = "/etc/frr/ober-bfdd.conf"  # bfdd reads it as user frr: not under /etc/ober (0750 ober)
     vip_interface: str = "ober0"

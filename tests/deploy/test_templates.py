@@ -74,6 +74,7 @@ TEMPLATES = (
     "exabgp.service.j2",
     "health.toml.j2",
     "ober-vips.sh.j2",
+    "haproxy-reload.sh.j2",
     "ober-vips.service.j2",
     "whitelist.acl.j2",
     "bfdd.conf.j2",
@@ -464,6 +465,46 @@ def test_vips_script_is_valid_sh_listing_every_vip(node: Rendered) -> None:
     assert result.returncode == 0, result.stderr
     line = next(x for x in node.live["ober-vips.sh.j2"].splitlines() if x.startswith("VIPS="))
     assert line == 'VIPS="' + " ".join(vip_prefixes(node.data)) + '"'
+
+
+def test_haproxy_reload_script_is_valid_sh(node: Rendered, tmp_path: Path) -> None:
+    script = tmp_path / "haproxy-reload.sh"
+    script.write_text(node.live["haproxy-reload.sh.j2"])
+    result = run(["sh", "-n", str(script)])
+    assert result.returncode == 0, result.stderr
+    assert f"socat -t 2 stdio {PATHS.haproxy_master_socket}" in node.live["haproxy-reload.sh.j2"]
+
+
+@pytest.mark.skipif(not shutil.which("socat"), reason="socat is not installed")
+def test_haproxy_reload_script_fails_when_the_master_keeps_its_workers(tmp_path: Path) -> None:
+    """The script run for real with stand-ins for systemctl and a master socket that always lists the same
+    worker (what a master that could not load the new config answers): exit 1, the reason on stderr; and 0
+    where the unit has no master socket (nothing to compare)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    master = tmp_path / "master.sock"
+    server = subprocess.Popen(
+        ["socat", f"UNIX-LISTEN:{master},fork", "SYSTEM:echo '#<PID> <type> <reloads>'; echo '101 worker 0'"]
+    )
+    try:
+        for _ in range(100):
+            if master.exists():
+                break
+            subprocess.run(["sleep", "0.05"], check=False)
+        paths = dataclasses.replace(PATHS, haproxy_master_socket=str(master))
+        script = tmp_path / "reload.sh"
+        ober = node_settings(HOST, site_data(), resolver=resolver)
+        script.write_text(render_for("haproxy-reload.sh.j2", ober, paths))
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        result = run(["sh", str(script)], env=env, timeout=30)
+        assert result.returncode == 1 and "kept its old workers" in result.stderr, result
+        master.unlink()
+        assert run(["sh", str(script)], env=env, timeout=30).returncode == 0
+    finally:
+        server.terminate()
+        server.wait(timeout=5)
 
 
 def addresses(ip_output: str) -> set[tuple[str, str]]:
