@@ -27,9 +27,9 @@ from typing import Any
 
 import hostlist
 
+from ober_deploy.keys import KNOWN_KEYS, value
 from ober_deploy.tls import certificate_problem
 from ober_health.config import (
-    DEFAULT_HOLD_TIME,
     TIMERS,
     BgpConfig,
     Config,
@@ -52,31 +52,6 @@ DEFAULT_BACKEND = "be_rgw"  # the HAProxy backend of `ober_backends`, for every 
 HSTS_MAX_AGE_RANGE = (0, 63072000)  # off .. two years (Mozilla's recommended value)
 _HOSTNAME = re.compile(  # fullmatch: `$` would accept a trailing newline
     r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-)
-KNOWN_KEYS = frozenset(
-    {
-        "ober_local_asn",
-        "ober_router_id",
-        "ober_local_ipv4",
-        "ober_local_ipv6",
-        "ober_peers",
-        "ober_hold_time",
-        "ober_vips",
-        "ober_backends",
-        "ober_backend_check_path",
-        "ober_tls_certificates",
-        "ober_http",
-        "ober_whitelist_routers",
-        "ober_whitelist_frontend",
-        "ober_whitelist_backend",
-        "ober_health",
-        "ober_kernel_tuning",
-        "ober_haproxy_repository",
-        "ober_wheels_dir",
-        "ober_check_dns",
-        "ober_maxconn",
-        "ober_hsts_max_age",
-    }
 )
 
 
@@ -386,15 +361,15 @@ def node_settings(
 
     local_asn = parse_asn(c.errors, "ober_local_asn", data.get("ober_local_asn"))
     router_id = parse_router_id(c.errors, "ober_router_id", data.get("ober_router_id") or host_address)
-    local_ipv4 = data.get("ober_local_ipv4")
+    local_ipv4 = value(data, "ober_local_ipv4")
     local_ipv4 = parse_address(c.errors, "ober_local_ipv4", local_ipv4, 4) if local_ipv4 is not None else router_id
-    local_ipv6 = data.get("ober_local_ipv6")
+    local_ipv6 = value(data, "ober_local_ipv6")
     local_ipv6 = parse_address(c.errors, "ober_local_ipv6", local_ipv6, 6) if local_ipv6 is not None else None
     peers = tuple(
         dataclasses.replace(peer, local_address=local_ipv4 if peer.version == 4 else local_ipv6)
         for peer in _peers(c, data.get("ober_peers"))
     )
-    hold_time = parse_hold_time(c.errors, "ober_hold_time", data.get("ober_hold_time", DEFAULT_HOLD_TIME))
+    hold_time = parse_hold_time(c.errors, "ober_hold_time", value(data, "ober_hold_time"))
     backends = expand_backends(c, data.get("ober_backends"))
 
     def pool(key: str, value: Any) -> Pool | None:
@@ -406,12 +381,12 @@ def node_settings(
     families = {peer.version for peer in peers}
     if peers:
         check_vips(c.errors, "ober_vips", list(enumerate(vips)), families, "ober_peers entry")
-    check_path = data.get("ober_backend_check_path", "/")
+    check_path = value(data, "ober_backend_check_path")
     if not isinstance(check_path, str) or not check_path.startswith("/") or any(ch.isspace() for ch in check_path):
         c.add("ober_backend_check_path", check_path, "is not an absolute URL path without spaces")
         check_path = "/"
 
-    certificates = data.get("ober_tls_certificates", [])
+    certificates = value(data, "ober_tls_certificates")
     if isinstance(certificates, str):
         certificates = [certificates]
     if not isinstance(certificates, list | tuple):
@@ -426,19 +401,19 @@ def node_settings(
             tls.append(Path(str(path)))
     if len({p.name for p in tls}) != len(tls):
         c.add("ober_tls_certificates", [str(p) for p in tls], "has two bundles with the same file name")
-    http = _bool(c, "ober_http", data.get("ober_http", False))
+    http = _bool(c, "ober_http", value(data, "ober_http"))
     if not certificates and not http:
         c.add("ober_tls_certificates", certificates, "is empty and ober_http is off: no frontend would serve the VIPs")
 
-    whitelist_routers = _networks(c, "ober_whitelist_routers", data.get("ober_whitelist_routers", []))
-    whitelist_frontend = _networks(c, "ober_whitelist_frontend", data.get("ober_whitelist_frontend", []))
-    whitelist_backend = _networks(c, "ober_whitelist_backend", data.get("ober_whitelist_backend", []))
+    whitelist_routers = _networks(c, "ober_whitelist_routers", value(data, "ober_whitelist_routers"))
+    whitelist_frontend = _networks(c, "ober_whitelist_frontend", value(data, "ober_whitelist_frontend"))
+    whitelist_backend = _networks(c, "ober_whitelist_backend", value(data, "ober_whitelist_backend"))
     if whitelist_routers:
         for index, peer in enumerate(peers):
             if not _inside([peer.address], whitelist_routers):
                 c.add(f"ober_peers[{index}].address", peer.address, "is not inside ober_whitelist_routers")
 
-    check_dns = _bool(c, "ober_check_dns", data.get("ober_check_dns", True))
+    check_dns = _bool(c, "ober_check_dns", value(data, "ober_check_dns"))
     for each in pools:
         users = [index for index, vip in enumerate(vips) if vip.backend == each.name]
         key = "ober_backends" if each.name == DEFAULT_BACKEND or not users else f"ober_vips[{users[0]}].backends"
@@ -456,7 +431,7 @@ def node_settings(
                 c.add(key, f"{backend.host} ({', '.join(addresses)})", "is not inside ober_whitelist_backend")
 
     health = parse_health(c.errors, "ober_health", data.get("ober_health"), keys=tuple(TIMERS))
-    kernel_tuning = _bool(c, "ober_kernel_tuning", data.get("ober_kernel_tuning", True))
+    kernel_tuning = _bool(c, "ober_kernel_tuning", value(data, "ober_kernel_tuning"))
     repository = data.get("ober_haproxy_repository")
     if repository is not None and (
         not isinstance(repository, str) or not repository.strip() or any(ch in repository for ch in "\r\n\0")
@@ -467,8 +442,8 @@ def node_settings(
     if wheels_dir is not None and not _is_dir(Path(str(wheels_dir))):
         c.add("ober_wheels_dir", wheels_dir, "is not a directory on the controller")
         wheels_dir = None
-    maxconn = _int(c, "ober_maxconn", data.get("ober_maxconn", 100000), 100, 10_000_000) or 100000
-    hsts_max_age = _int(c, "ober_hsts_max_age", data.get("ober_hsts_max_age", 0), *HSTS_MAX_AGE_RANGE) or 0
+    maxconn = _int(c, "ober_maxconn", value(data, "ober_maxconn"), 100, 10_000_000)
+    hsts_max_age = _int(c, "ober_hsts_max_age", value(data, "ober_hsts_max_age"), *HSTS_MAX_AGE_RANGE)
     if hsts_max_age and not certificates:
         c.add(
             "ober_hsts_max_age", hsts_max_age, "is set, but ober_tls_certificates is empty: no TLS response to carry it"
@@ -479,7 +454,8 @@ def node_settings(
 
     if c.errors:
         raise InventoryError(c.problems)
-    assert local_asn is not None and router_id is not None and hold_time is not None
+    assert local_asn is not None and router_id is not None and hold_time is not None and maxconn is not None
+    assert hsts_max_age is not None
     return NodeSettings(
         host=host,
         local_asn=local_asn,

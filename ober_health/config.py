@@ -188,6 +188,12 @@ def _bound(kind: type, value: float) -> str:
     return str(int(value)) if kind is int else f"{value:g}"
 
 
+HEALTH_RANGES_TEXT = ", ".join(
+    f"{key} {_bound(kind, low)}..{_bound(kind, high)}{' s' if kind is float else ''}"
+    for key, (kind, low, high) in TIMERS.items()
+)
+
+
 def parse_asn(errors: list[str], key: str, value: Any) -> int | None:
     return parse_number(errors, key, value, int, *ASN_RANGE)  # type: ignore[no-any-return]
 

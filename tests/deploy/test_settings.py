@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ober_deploy.keys import markdown_table
 from ober_deploy.settings import (
     KNOWN_KEYS,
     Backend,
@@ -198,6 +199,19 @@ def test_two_vips_cannot_give_one_backend_two_pools() -> None:
     assert "differs" in line_for(problems_of(site_data(ober_vips=vips)), "ober_vips[1].backends", "'192.0.2.32:80'")
     shared = [vips[0], {"prefix": "203.0.113.21/32", "backend": "be_web"}]  # naming it is enough
     assert settings_of(site_data(ober_vips=shared)).backend_names == ("be_rgw", "be_web")
+
+
+def test_the_readme_key_table_is_the_key_table() -> None:
+    """An operator reads the keys, their defaults and ranges in the README: that table is ober_deploy/keys.py's
+    output (`python -m ober_deploy.keys`), so a key added, renamed or given another default shows there."""
+    assert markdown_table() in (REPO / "README.md").read_text()
+
+
+def test_defaults_are_applied_without_group_data() -> None:
+    """group_data/all.py repeats no default: a host with only the site's keys gets the table's defaults."""
+    node = settings_of(site_data())
+    assert (node.hold_time, node.maxconn, node.kernel_tuning, node.backend_check_path) == (9, 100000, True, "/")
+    assert (node.health.interval, node.health.timeout, node.health.rise, node.health.fall) == (0.2, 0.5, 3, 2)
 
 
 def test_peer_address_outside_router_whitelist() -> None:

@@ -1,0 +1,109 @@
+"""The inventory's keys: one table of name, default and one line of help.
+
+It gives the known-keys list (a key not in it is reported as a typo), every controller default
+(`ober_deploy/settings.py` reads them with `value`), and the README's key table (`python -m
+ober_deploy.keys` prints it; tests/deploy/test_settings.py checks the README has exactly that). What the
+node defaults itself (hold time, health timers) is the node model's (ober_health/config.py), read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ober_health.config import DEFAULT_HOLD_TIME, HEALTH_RANGES_TEXT, HealthConfig
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "(required)"
+
+
+REQUIRED: Any = _Required()  # no default: the inventory must say it
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def default_text(self) -> str:
+        if self.default is REQUIRED:
+            return "required"
+        if self.default is None:
+            return "none"
+        return f"`{self.default!r}`"
+
+
+_TIMERS = HealthConfig()
+KEYS: tuple[Key, ...] = (
+    Key("ober_local_asn", REQUIRED, "the nodes' ASN, 1..4294967295"),
+    Key("ober_router_id", None, "BGP router id, IPv4 (none: the host's address)"),
+    Key("ober_local_ipv4", None, "the node's IPv4 session address (none: the router id)"),
+    Key("ober_local_ipv6", None, "the node's IPv6 session address (IPv6 VIPs ride an IPv6 session)"),
+    Key(
+        "ober_peers",
+        REQUIRED,
+        "`[{address, asn, bfd}]`: the routers; `bfd: true` runs FRR's bfdd on the node (~150 ms failure detection)",
+    ),
+    Key("ober_hold_time", DEFAULT_HOLD_TIME, "BGP hold time, 3..65535 s"),
+    Key(
+        "ober_vips",
+        REQUIRED,
+        "prefixes (one address: /32 or /128), or `{prefix, backend, backends, min_up, med, communities}`;"
+        " `backends` (a hostlist) gives the VIP an RGW pool of its own, an HAProxy backend named `backend`"
+        " (default `be_vip<index>`); the others use `ober_backends`; `min_up` servers of the VIP's backend"
+        " must be UP for it to be announced",
+    ),
+    Key("ober_backends", REQUIRED, 'RGW daemons as a Slurm hostlist: `"rgw[01-08].internal:7480"` (backend `be_rgw`)'),
+    Key("ober_backend_check_path", "/", "HAProxy's RGW health check: `HEAD` this path, expect 200"),
+    Key(
+        "ober_tls_certificates",
+        [],
+        "PEM bundles (cert + chain + key) on the controller; checked: key matches, not expired, each chain"
+        " certificate issued the one before",
+    ),
+    # Off by default: browsers enforce it for max-age on the S3 name and it cannot be taken back sooner; S3 SDKs
+    # ignore it. 63072000 (2 years) is Mozilla's value for a site that serves its S3 name over HTTPS only.
+    Key(
+        "ober_hsts_max_age",
+        0,
+        "`Strict-Transport-Security: max-age=N` on TLS responses, in seconds (0: none; see Hardening)",
+    ),
+    Key("ober_http", False, "also serve plain HTTP on port 80"),
+    Key("ober_whitelist_frontend", [], "clients allowed on the VIPs (HAProxy ACL file); empty: everyone"),
+    Key("ober_whitelist_routers", [], "every peer must be inside (checked on the controller); empty: no check"),
+    Key("ober_whitelist_backend", [], "every RGW address must be inside (checked on the controller); empty: no check"),
+    Key(
+        "ober_health",
+        {"interval": _TIMERS.interval, "timeout": _TIMERS.timeout, "rise": _TIMERS.rise, "fall": _TIMERS.fall},
+        f"`{{interval, timeout, rise, fall}}` of ober-health ({HEALTH_RANGES_TEXT})",
+    ),
+    Key("ober_kernel_tuning", True, "sysctl.d tuning (keys a container cannot write are skipped with a notice)"),
+    Key("ober_haproxy_repository", None, "an apt source line / dnf baseurl for a newer HAProxy"),
+    Key("ober_wheels_dir", None, "a directory of prebuilt wheels, for a controller without a package index"),
+    Key("ober_check_dns", True, "resolve backend names on the controller before deploying"),
+    Key("ober_maxconn", 100000, "HAProxy's global connection limit (lowered to the node's descriptor limit)"),
+)
+BY_NAME = {key.name: key for key in KEYS}
+KNOWN_KEYS = frozenset(BY_NAME)
+
+
+def value(data: Mapping[str, Any], name: str) -> Any:
+    """The inventory's value of `name`, or its default (None when required and missing)."""
+    default = BY_NAME[name].default
+    return data.get(name, None if default is REQUIRED else default)
+
+
+def markdown_table() -> str:
+    """The README's key table."""
+    lines = ["| key | default | what |", "| --- | --- | --- |"]
+    lines += [f"| `{key.name}` | {key.default_text} | {key.help} |" for key in KEYS]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
