@@ -26,7 +26,7 @@ from tests.fleet.conftest import EXABGP, HAPROXY, health_process, others, start_
 pytestmark = pytest.mark.fleet
 
 OBER = "/opt/ober/venv/bin/ober"
-INTERVAL, TIMEOUT, FALL = 0.2, 0.5, 2  # group_data/all.py: what the lab inventory deploys
+INTERVAL, TIMEOUT, FALL = 0.2, 0.5, 2  # the node model's defaults (ober_health/config.py): what the lab deploys
 ROUTER_V4, ROUTER_V6 = "198.51.100.1", "2001:db8:100::1"
 
 
