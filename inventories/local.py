@@ -1,7 +1,7 @@
 """One node: this machine (`pyinfra inventories/local.py deploy.py`), or `OBER_TARGET` (`@chroot/...`, an SSH host).
 
 An example single-node site: one router, one VIP, the RGW daemon on the node itself. Copy it and change
-the site's values; `group_data/all.py` holds the defaults of everything not set here.
+the site's values; `ober_deploy/keys.py` holds the defaults of everything not set here.
 """
 
 import os

@@ -2,7 +2,7 @@
 
 Four ingress nodes in two racks, each peering with its rack's two top-of-rack routers over IPv4 and
 IPv6, announcing three VIPs (one IPv6) for S3 on a Ceph RGW cluster of eight daemons. Every `ober_` key
-is validated on the controller before any host is touched; defaults are in group_data/all.py.
+is validated on the controller before any host is touched; defaults are in ober_deploy/keys.py.
 
     pyinfra inventories/prod.py deploy.py --dry     # what would change
     pyinfra inventories/prod.py deploy.py           # change it (HAProxy reloads, ExaBGP restarts one node at a time)
