@@ -74,9 +74,24 @@ KEYS: tuple[Key, ...] = (
         "`Strict-Transport-Security: max-age=N` on TLS responses, in seconds (0: none; see Hardening)",
     ),
     Key("ober_http", False, "also serve plain HTTP on port 80"),
-    Key("ober_whitelist_frontend", [], "clients allowed on the VIPs (HAProxy ACL file); empty: everyone"),
-    Key("ober_whitelist_routers", [], "every peer must be inside (checked on the controller); empty: no check"),
-    Key("ober_whitelist_backend", [], "every RGW address must be inside (checked on the controller); empty: no check"),
+    # the three whitelists: addresses, prefixes and Slurm hostlists of names (`weka[001-100]`), names resolved
+    # on the controller
+    Key(
+        "ober_whitelist_frontend",
+        [],
+        "clients allowed on the VIPs (prefixes, addresses, hostlists like `weka[001-100]` resolved on the"
+        " controller; enforced by HAProxy on every connection); empty: everyone",
+    ),
+    Key(
+        "ober_whitelist_routers",
+        [],
+        "every peer must be inside (same forms; checked on the controller before deploying); empty: no check",
+    ),
+    Key(
+        "ober_whitelist_backend",
+        [],
+        "every RGW address must be inside (same forms; checked on the controller before deploying); empty: no check",
+    ),
     Key(
         "ober_health",
         {"interval": _TIMERS.interval, "timeout": _TIMERS.timeout, "rise": _TIMERS.rise, "fall": _TIMERS.fall},

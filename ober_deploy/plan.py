@@ -12,9 +12,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pyinfra.api.exceptions import DeployError
+from pyinfra.api.host import Host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.context import host, inventory
 from pyinfra.facts.server import LinuxDistribution
@@ -35,10 +38,16 @@ def _address(name: str, ssh_hostname: object) -> str | None:
     return None
 
 
+def inventory_hosts(hosts: Iterable[Host]) -> list[tuple[str, dict[str, Any], str | None]]:
+    """What `validate_inventory` takes of pyinfra's hosts: name, data, and the address the host is reached
+    at when it is an IP (its `ssh_hostname` or its name), the default router id."""
+    return [(h.name, h.data.dict(), _address(h.name, h.data.get("ssh_hostname"))) for h in hosts]  # type: ignore[no-untyped-call]
+
+
 def fleet_settings() -> dict[str, NodeSettings]:
     """Every host's settings; raises `DeployError` with one line per problem of any host."""
     if not _FLEET:
-        hosts = [(h.name, h.data.dict(), _address(h.name, h.data.get("ssh_hostname"))) for h in inventory]  # type: ignore[no-untyped-call]
+        hosts = inventory_hosts(inventory)
         try:
             _FLEET.update(validate_inventory(hosts))
         except InventoryError as error:

@@ -30,6 +30,7 @@ import hostlist
 from ober_deploy.keys import KNOWN_KEYS, value
 from ober_deploy.tls import certificate_problem
 from ober_health.config import (
+    NOT_SET,
     TIMERS,
     BgpConfig,
     Config,
@@ -184,25 +185,56 @@ def _bool(c: _Collector, key: str, value: Any) -> bool:
     return value
 
 
-def _networks(c: _Collector, key: str, value: Any) -> tuple[str, ...]:
-    """A whitelist: addresses or prefixes, as a list or a comma-separated string."""
-    items = value.split(",") if isinstance(value, str) else value
+def _networks(c: _Collector, key: str, value: Any, resolver: Resolver) -> tuple[str, ...]:
+    """A whitelist: addresses, prefixes and Slurm hostlists of names (`weka[001-100]`), as a list or one
+    comma-separated string; each name is resolved here, on the controller, to its addresses (/32, /128):
+    HAProxy's ACL files and the controller's checks take addresses, and a name that resolves nowhere is
+    a typo the operator hears about before any node is touched."""
+    items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
-        c.add(key, value, "is not a list of addresses or prefixes")
+        c.add(key, value, "is not a list of addresses, prefixes or hostlists")
         return ()
     out: list[str] = []
+    names: dict[str, tuple[str, Any]] = {}  # name -> (key of its entry, the entry) for the messages
     for index, item in enumerate(items):
-        text = item.strip() if isinstance(item, str) else item
+        where = key if isinstance(value, str) else f"{key}[{index}]"
         try:
-            if not isinstance(text, str) or "%" in text:  # not integers (10 would be 0.0.0.10/32), no IPv6 zone
-                raise ValueError(text)
-            out.append(str(ipaddress.ip_network(text, strict=True)))
-        except (ValueError, TypeError):
-            c.add(f"{key}[{index}]", item, "is not an IP address or prefix (without host bits)")
-    return tuple(out)
+            if not isinstance(item, str):  # not integers (10 would be 0.0.0.10/32)
+                raise hostlist.BadHostlist(f"{item!r} is not a string")
+            entries = [entry.strip() for entry in hostlist.expand_hostlist(item) if entry.strip()]
+        except hostlist.BadHostlist as error:
+            c.add(where, item, f"is not an address, prefix or hostlist ({error})")
+            continue
+        for entry in entries:
+            network = _network(entry)
+            if network is not None:
+                out.append(network)
+            elif "/" not in entry and "%" not in entry and _HOSTNAME.fullmatch(entry):
+                names.setdefault(entry, (where, item))
+            else:
+                c.add(where, item, f"has {entry!r}: not an IP address, a prefix without host bits or a host name")
+    for name, addresses in resolve_all(list(names), resolver).items():
+        if not addresses:
+            where, item = names[name]
+            c.add(where, item, f"names {name!r}, which does not resolve (on the controller)")
+        out.extend(str(ipaddress.ip_network(address)) for address in addresses)
+    return tuple(dict.fromkeys(out))
+
+
+def _network(text: str) -> str | None:
+    """`text` as a normalised network, or None when it is not an address or a prefix without host bits."""
+    if "%" in text:  # no IPv6 zone: not something an ACL can match
+        return None
+    try:
+        return str(ipaddress.ip_network(text, strict=True))
+    except ValueError:
+        return None
 
 
 def _peers(c: _Collector, value: Any) -> tuple[Peer, ...]:
+    if value is None:
+        c.errors.append(f"ober_peers: {NOT_SET}")
+        return ()
     if not isinstance(value, list | tuple) or not value:
         c.add("ober_peers", value, "is not a non-empty list of {address, asn}")
         return ()
@@ -232,7 +264,13 @@ def _vips(
     c: _Collector, value: Any, default_pool: Pool, check: Callable[[str, Any], Pool | None]
 ) -> tuple[tuple[VipConfig, ...], tuple[Pool, ...]]:
     """The VIPs (the model's parser, with the inventory's keys) and the HAProxy backends they use: the
-    default one (`ober_backends`) and those VIPs bring with their own `backends` hostlist."""
+    default one (`ober_backends`) and those VIPs bring with their own `backends` hostlist. One string is
+    a comma-separated list of prefixes (`--data ober_vips=203.0.113.10/32` on pyinfra's command line)."""
+    if value is None:
+        c.errors.append(f"ober_vips: {NOT_SET}")
+        return (), (default_pool,)
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list | tuple) or not value:
         c.add("ober_vips", value, "is not a non-empty list of prefixes or {prefix, backend, backends, ...}")
         return (), (default_pool,)
@@ -277,6 +315,9 @@ def _vips(
 
 def expand_backends(c: _Collector, value: Any, key: str = "ober_backends") -> tuple[Backend, ...]:
     """`"rgw[01-08].internal:7480"` (Slurm hostlist syntax, python-hostlist) → 8 `Backend`s."""
+    if value is None:
+        c.errors.append(f"{key}: {NOT_SET}")
+        return ()
     specs = [value] if isinstance(value, str) else value
     if not isinstance(specs, list | tuple) or not specs:
         c.add(key, value, "is not a hostlist like 'rgw[01-08].internal:7480' or a list of them")
@@ -339,6 +380,34 @@ def resolve(name: str, timeout: float = 3.0) -> list[str]:
     return list(found) if not thread.is_alive() else []
 
 
+def resolve_all(names: list[str], resolver: Resolver) -> dict[str, list[str]]:
+    """Each name's addresses, the lookups side by side: `weka[001-100]` must not cost 100 resolver
+    timeouts in a row when the site's DNS is slow (`resolve` bounds each one)."""
+    found: dict[str, list[str]] = {}
+
+    def lookup(name: str) -> None:
+        found[name] = resolver(name)
+
+    threads = [threading.Thread(target=lookup, args=(name,), daemon=True) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {name: found.get(name, []) for name in names}
+
+
+def memoized(resolver: Resolver) -> Resolver:
+    """`resolver` asked once per name: every host of a fleet usually shares its whitelists and backends."""
+    cache: dict[str, list[str]] = {}
+
+    def lookup(name: str) -> list[str]:
+        if name not in cache:
+            cache[name] = resolver(name)
+        return list(cache[name])
+
+    return lookup
+
+
 def _is_dir(path: Path) -> bool:
     try:
         return path.is_dir()
@@ -360,7 +429,11 @@ def node_settings(
         c.add(key, data[key], "is not a known ober_ key (a typo?)")
 
     local_asn = parse_asn(c.errors, "ober_local_asn", data.get("ober_local_asn"))
-    router_id = parse_router_id(c.errors, "ober_router_id", data.get("ober_router_id") or host_address)
+    if data.get("ober_router_id") is None and host_address is None:
+        c.errors.append(f"ober_router_id: {NOT_SET} (the default, the host's address, is not an IP: {host!r})")
+        router_id = None
+    else:
+        router_id = parse_router_id(c.errors, "ober_router_id", data.get("ober_router_id") or host_address)
     local_ipv4 = value(data, "ober_local_ipv4")
     local_ipv4 = parse_address(c.errors, "ober_local_ipv4", local_ipv4, 4) if local_ipv4 is not None else router_id
     local_ipv6 = value(data, "ober_local_ipv6")
@@ -378,6 +451,20 @@ def node_settings(
         return Pool(key, servers) if servers and len(c.errors) == start else None
 
     vips, pools = _vips(c, data.get("ober_vips"), Pool(DEFAULT_BACKEND, backends), pool)
+    own: dict[str, list[str]] = {}  # an address of this node or its peers -> the keys that give it
+    for key, address in (
+        ("the host's address", host_address),
+        ("ober_router_id", router_id),
+        ("ober_local_ipv4", local_ipv4),
+        ("ober_local_ipv6", local_ipv6),
+        *((f"ober_peers[{index}].address", peer.address) for index, peer in enumerate(peers)),
+    ):
+        if address:
+            own.setdefault(address, []).append(key)
+    for index, vip in enumerate(vips):
+        holders = own.get(str(ipaddress.ip_network(vip.prefix).network_address))
+        if holders:  # the node's own address would be bound twice; a peer's would steal the router's
+            c.add(f"ober_vips[{index}].prefix", vip.prefix, f"is {', '.join(holders)}: a VIP is an address of its own")
     families = {peer.version for peer in peers}
     if peers:
         check_vips(c.errors, "ober_vips", list(enumerate(vips)), families, "ober_peers entry")
@@ -405,15 +492,17 @@ def node_settings(
     if not certificates and not http:
         c.add("ober_tls_certificates", certificates, "is empty and ober_http is off: no frontend would serve the VIPs")
 
-    whitelist_routers = _networks(c, "ober_whitelist_routers", value(data, "ober_whitelist_routers"))
-    whitelist_frontend = _networks(c, "ober_whitelist_frontend", value(data, "ober_whitelist_frontend"))
-    whitelist_backend = _networks(c, "ober_whitelist_backend", value(data, "ober_whitelist_backend"))
+    whitelist_routers = _networks(c, "ober_whitelist_routers", value(data, "ober_whitelist_routers"), resolver)
+    whitelist_frontend = _networks(c, "ober_whitelist_frontend", value(data, "ober_whitelist_frontend"), resolver)
+    whitelist_backend = _networks(c, "ober_whitelist_backend", value(data, "ober_whitelist_backend"), resolver)
     if whitelist_routers:
         for index, peer in enumerate(peers):
             if not _inside([peer.address], whitelist_routers):
                 c.add(f"ober_peers[{index}].address", peer.address, "is not inside ober_whitelist_routers")
 
     check_dns = _bool(c, "ober_check_dns", value(data, "ober_check_dns"))
+    names = [backend.host for each in pools for backend in each.servers if not _is_ip(backend.host)]
+    dns = resolve_all(list(dict.fromkeys(names)), resolver) if check_dns else {}
     for each in pools:
         users = [index for index, vip in enumerate(vips) if vip.backend == each.name]
         key = "ober_backends" if each.name == DEFAULT_BACKEND or not users else f"ober_vips[{users[0]}].backends"
@@ -421,7 +510,7 @@ def node_settings(
             if _is_ip(backend.host):
                 addresses = [backend.host]
             elif check_dns:
-                addresses = resolver(backend.host)
+                addresses = dns[backend.host]
                 if not addresses:
                     c.add(key, backend.host, "does not resolve (on the controller; ober_check_dns=False skips)")
                     continue
@@ -486,9 +575,10 @@ def validate_inventory(hosts: Iterable[tuple[str, Mapping[str, Any], str | None]
     """Validate every host at once; one `InventoryError` lists the problems of all hosts."""
     settings: dict[str, NodeSettings] = {}
     problems: list[str] = []
+    resolver = memoized(resolve)
     for name, data, address in hosts:
         try:
-            settings[name] = node_settings(name, data, address)
+            settings[name] = node_settings(name, data, address, resolver)
         except InventoryError as error:
             problems.extend(error.problems)
     if problems:

@@ -167,10 +167,13 @@ HEALTH_KEYS = (*_HEALTH_NUMBERS, *_HEALTH_STRINGS, *_HEALTH_MAY_BE_EMPTY)
 VIP_KEYS = ("prefix", "backend", "min_up", "med", "communities")
 
 
+NOT_SET = "required, not set"  # the one message for a required value that is absent, node and inventory alike
+
+
 def parse_number(errors: list[str], key: str, value: Any, kind: type, low: float, high: float) -> Any:
     """`value` as `kind` within low..high, or None with one line in `errors` naming `key` and `value`."""
     if value is None:
-        errors.append(f"{key}: missing")
+        errors.append(f"{key}: {NOT_SET}")
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         errors.append(f"{key}: {value!r} is not a number")
@@ -257,9 +260,13 @@ def _is_table(errors: list[str], where: str, raw: Any, known: tuple[str, ...]) -
 
 
 def parse_prefix(errors: list[str], key: str, value: Any) -> str | None:
-    """A VIP's prefix: one IPv4 or IPv6 address with its length (/32, /128), normalised."""
+    """A VIP's prefix: one IPv4 or IPv6 address with its length (/32, /128), normalised, of an address a
+    router can forward clients to (not loopback, multicast, link-local, unspecified or reserved)."""
+    if value is None:
+        errors.append(f"{key}: {NOT_SET}")
+        return None
     if not isinstance(value, str):
-        errors.append(f"{key}: {value!r} is missing or not a string")
+        errors.append(f"{key}: {value!r} is not a string")
         return None
     try:
         if "/" not in value:
@@ -278,7 +285,27 @@ def parse_prefix(errors: list[str], key: str, value: Any) -> str | None:
     if network.num_addresses != 1:
         errors.append(f"{key}: {value!r} is not one address: a VIP is a /32 (IPv4) or a /128 (IPv6)")
         return None
+    kind = unroutable(network.network_address)
+    if kind:
+        errors.append(f"{key}: {value!r} is {kind} address: a VIP must be one a router forwards clients to")
+        return None
     return str(network)
+
+
+def unroutable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """What kind of address `address` is when no router would forward a client's packets to it as a VIP
+    (announced, such a route is dropped at best, and a loopback or 0.0.0.0 VIP is bound by everything)."""
+    if address.is_unspecified:
+        return "the unspecified"
+    if address.is_loopback:
+        return "a loopback"
+    if address.is_multicast:
+        return "a multicast"
+    if address.is_link_local:
+        return "a link-local"
+    if address.version == 4 and address.is_reserved:  # 240.0.0.0/4, 255.255.255.255
+        return "a reserved"
+    return None
 
 
 def parse_vip(errors: list[str], where: str, raw: Any) -> VipConfig | None:
@@ -364,8 +391,11 @@ def parse_listen(value: str) -> tuple[str, int] | None:
 
 def parse_address(errors: list[str], key: str, value: Any, version: int | None = None) -> str | None:
     """An IP address (not a prefix, not a name, not an integer), normalised; of IP `version` if given."""
+    if value is None:
+        errors.append(f"{key}: {NOT_SET}")
+        return None
     if not isinstance(value, str):  # ipaddress takes integers: 65001 would be 0.0.253.233
-        errors.append(f"{key}: {value!r} is missing or not a string")
+        errors.append(f"{key}: {value!r} is not a string")
         return None
     try:
         if "%" in value:

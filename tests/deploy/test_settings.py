@@ -135,8 +135,26 @@ CASES: list[tuple[str, Any, str, str, str]] = [
     ("ober_backend_check_path", "/a b", "ober_backend_check_path", "'/a b'", "without spaces"),
     ("ober_http", "no", "ober_http", "'no'", "true or false"),
     ("ober_whitelist_frontend", ["198.51.100.0/33"], "ober_whitelist_frontend[0]", "'198.51.100.0/33'", "prefix"),
-    ("ober_whitelist_frontend", "10.0.0.0/8, clients", "ober_whitelist_frontend[1]", "' clients'", "prefix"),
-    ("ober_whitelist_routers", ["routers"], "ober_whitelist_routers[0]", "'routers'", "prefix"),
+    ("ober_whitelist_frontend", "10.0.0.0/8, clients", "ober_whitelist_frontend", "'10.0.0.0/8, clients'", "resolve"),
+    ("ober_whitelist_frontend", ["weka[001-"], "ober_whitelist_frontend[0]", "'weka[001-'", "hostlist"),
+    (
+        "ober_whitelist_frontend",
+        ["rgw01.internal/24"],
+        "ober_whitelist_frontend[0]",
+        "'rgw01.internal/24'",
+        "host name",
+    ),
+    ("ober_whitelist_routers", ["routers"], "ober_whitelist_routers[0]", "'routers'", "does not resolve"),
+    ("ober_vips", ["127.0.0.1/32"], "ober_vips[0].prefix", "'127.0.0.1/32'", "a loopback address"),
+    ("ober_vips", ["::1/128"], "ober_vips[0].prefix", "'::1/128'", "a loopback address"),
+    ("ober_vips", ["224.0.0.5/32"], "ober_vips[0].prefix", "'224.0.0.5/32'", "a multicast address"),
+    ("ober_vips", ["ff02::5/128"], "ober_vips[0].prefix", "'ff02::5/128'", "a multicast address"),
+    ("ober_vips", ["0.0.0.0/32"], "ober_vips[0].prefix", "'0.0.0.0/32'", "the unspecified address"),
+    ("ober_vips", ["169.254.0.10/32"], "ober_vips[0].prefix", "'169.254.0.10/32'", "a link-local address"),
+    ("ober_vips", ["fe80::10/128"], "ober_vips[0].prefix", "'fe80::10/128'", "a link-local address"),
+    ("ober_vips", ["255.255.255.255/32"], "ober_vips[0].prefix", "'255.255.255.255/32'", "a reserved address"),
+    ("ober_vips", [f"{NODE_V4}/32"], "ober_vips[0].prefix", f"'{NODE_V4}/32'", "is ober_router_id"),
+    ("ober_vips", [f"{ROUTER_V4}/32"], "ober_vips[0].prefix", f"'{ROUTER_V4}/32'", "is ober_peers[0].address"),
     ("ober_whitelist_backend", ["192.0.2.1/24"], "ober_whitelist_backend[0]", "'192.0.2.1/24'", "host bits"),
     ("ober_whitelist_backend", {"net": "192.0.2.0/24"}, "ober_whitelist_backend", "{'net': '192.0.2.0/24'}", "list"),
     ("ober_health", {"jitter": 0.1}, "ober_health.jitter", "0.1", "unknown key"),
@@ -357,7 +375,7 @@ def test_router_id_defaults_to_the_hosts_address() -> None:
         "edge-1"
     ].router_id == (NODE_V4)
     problems = problems_of(data)
-    line_for(problems, "ober_router_id", "None")
+    line_for(problems, "ober_router_id", "required, not set (the default, the host's address, is not an IP")
 
 
 def test_prod_inventory_validates_and_expands_the_hostlist(bundles: Bundles) -> None:
@@ -547,3 +565,65 @@ BACKEND_SPECS = SPECIAL_STRINGS | st.text(alphabet="rgw01289[]-.,: _\n²７", ma
 def test_any_backend_list_is_settings_or_inventory_error(specs: list[Any]) -> None:
     check_any(site_data(ober_backends=specs, ober_check_dns=False))
     check_any(site_data(ober_backends=specs))
+
+
+# ---- issue 11: required keys, plain strings, hostlists in whitelists
+
+
+@pytest.mark.parametrize("key", ["ober_local_asn", "ober_peers", "ober_vips", "ober_backends"])
+def test_a_missing_required_key_says_required_not_set(key: str) -> None:
+    data = site_data()
+    del data[key]
+    assert f"{HOST}: {key}: required, not set" in problems_of(data)
+
+
+def test_vips_as_one_string_are_the_vips_as_a_list() -> None:
+    """`pyinfra ... --data ober_vips=203.0.113.10/32` hands over a string, as it does for ober_backends."""
+    assert settings_of(site_data(ober_vips=VIP_V4)).vips == settings_of(site_data(ober_vips=[VIP_V4])).vips
+    two = settings_of(site_data(ober_vips=f"{VIP_V4}, 203.0.113.11/32")).vips
+    assert [vip.prefix for vip in two] == [VIP_V4, "203.0.113.11/32"]
+
+
+def test_whitelists_take_slurm_hostlists_resolved_on_the_controller() -> None:
+    asked: list[str] = []
+    addresses = {f"weka{i:03d}": [f"198.51.100.{i}"] for i in range(1, 4)} | {
+        "weka003": ["198.51.100.3", "2001:db8::3"]
+    }
+
+    def dns(name: str) -> list[str]:
+        asked.append(name)
+        return addresses.get(name, resolver(name))
+
+    node = node_settings(
+        HOST,
+        site_data(ober_whitelist_frontend="weka[001-003],203.0.113.0/24", ober_whitelist_routers=["198.51.100.0/24"]),
+        resolver=dns,
+    )
+    assert node.whitelist_frontend == (
+        "203.0.113.0/24",
+        "198.51.100.1/32",
+        "198.51.100.2/32",
+        "198.51.100.3/32",
+        "2001:db8::3/128",
+    )
+    assert sorted(set(asked) & set(addresses)) == ["weka001", "weka002", "weka003"]
+
+
+def test_a_hostlist_name_that_does_not_resolve_is_named() -> None:
+    problems = problems_of(site_data(ober_whitelist_backend=["rgw[01-03].internal"]))
+    line = line_for(problems, "ober_whitelist_backend[0]", "'rgw[01-03].internal'")
+    assert "'rgw03.internal', which does not resolve" in line
+    assert not any("rgw01.internal'," in other for other in problems)  # rgw01 and rgw02 resolve (support.DNS)
+
+
+def test_a_fleet_asks_the_resolver_once_per_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 0)) for address in resolver(host)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    hosts = [(f"n{i}", site_data(ober_router_id=f"198.51.100.{10 + i}"), None) for i in range(5)]
+    assert len(validate_inventory(hosts)) == 5
+    assert sorted(asked) == ["rgw01.internal", "rgw02.internal"]

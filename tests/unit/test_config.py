@@ -241,7 +241,7 @@ def test_vip_values_at_the_edge_of_their_range_are_accepted() -> None:
 
 
 def test_missing_prefix() -> None:
-    assert only_error({"vip": [{"backend": "be"}]}) == "vip[0].prefix: None is missing or not a string"
+    assert only_error({"vip": [{"backend": "be"}]}) == "vip[0].prefix: required, not set"
 
 
 def test_no_vip_at_all() -> None:
@@ -449,7 +449,7 @@ def test_without_bgp_the_hold_time_is_the_deploys_default() -> None:
     [
         ({"bgp": {**BGP, "local_asn": 0}}, "bgp.local_asn: 0 is out of range (1..4294967295)"),
         ({"bgp": {**BGP, "local_asn": "65001"}}, "bgp.local_asn: '65001' is not a number"),
-        ({"bgp": {"router_id": "198.51.100.11"}}, "bgp.local_asn: missing"),
+        ({"bgp": {"router_id": "198.51.100.11"}}, "bgp.local_asn: required, not set"),
         ({"bgp": {**BGP, "router_id": "2001:db8::1"}}, "bgp.router_id: '2001:db8::1' is not an IPv4 address"),
         ({"bgp": {**BGP, "router_id": "node1"}}, "bgp.router_id: 'node1' is not an IP address"),
         ({"bgp": {**BGP, "hold_time": 2}}, "bgp.hold_time: 2 is out of range (3..65535)"),
@@ -459,7 +459,7 @@ def test_without_bgp_the_hold_time_is_the_deploys_default() -> None:
             {"bgp": BGP, "peer": [{"address": "198.51.100.1", "asn": 0}]},
             "peer[0].asn: 0 is out of range (1..4294967295)",
         ),
-        ({"bgp": BGP, "peer": [{"asn": 65000}]}, "peer[0].address: None is missing or not a string"),
+        ({"bgp": BGP, "peer": [{"asn": 65000}]}, "peer[0].address: required, not set"),
         (
             {"bgp": BGP, "peer": [{"address": "198.51.100.0/24", "asn": 1}]},
             "peer[0].address: '198.51.100.0/24' is not an IP address",
