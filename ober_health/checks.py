@@ -30,6 +30,9 @@ class CheckResult:
     # False when the answer is not known yet (servers HAProxy has not checked since it started): the VIP
     # keeps its current route and its streaks, so a reload neither withdraws nor announces it
     known: bool = True
+    # True for a failure that says HAProxy is dead (its health port refused the connection): it withdraws at
+    # once instead of after `fall` (ober_health.machine); a reload keeps the listeners, so never refuses
+    decisive: bool = False
 
 
 def http_get(url: str, timeout: float) -> tuple[int, bytes]:
@@ -94,6 +97,10 @@ def check_http(url: str, timeout: float) -> CheckResult:
         status = http_status(url, timeout)
     except TimeoutError:
         return CheckResult(False, f"{url} did not answer within {timeout:g}s")
+    except ConnectionRefusedError:
+        # nothing listens on the port: HAProxy is gone (its master-worker reload hands the listening sockets
+        # over, so a reload never refuses); a timeout or an error status may be a moment's trouble, this not
+        return CheckResult(False, f"{url} unreachable (Connection refused): HAProxy is not running", decisive=True)
     except OSError as exc:
         return CheckResult(False, f"{url} unreachable ({short_error(exc)})")
     if status != 200:
@@ -302,6 +309,8 @@ def _haproxy_results(config: Config) -> dict[str, CheckResult]:
     """One result per VIP from HAProxy's health URL and, when a VIP counts servers, one `show stat`."""
     health = config.health
     http = check_http(health.haproxy_url, health.timeout)
+    if http.decisive and not health.watch_haproxy:
+        http = CheckResult(False, http.reason)  # polling only: a refusal counts toward `fall` like any failure
     if not http.ok:
         # a dead or hung HAProxy fails every VIP; asking its stats socket would only cost another timeout
         return {vip.prefix: http for vip in config.vips}

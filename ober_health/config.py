@@ -112,6 +112,9 @@ class HealthConfig:
     drain_file: str = PATHS.drain_file
     state_file: str = PATHS.state_file
     shutdown_ack_timeout: float = 1.0
+    # a dead HAProxy withdraws at once: its master's exit (watched with a pidfd) or a refused connection to
+    # haproxy_url; false leaves only the rise/fall polling (the benchmark's baseline)
+    watch_haproxy: bool = True
     # the state as JSON over HTTP on loopback (`ober status` reads it when the state file cannot be written)
     status_listen: str = PATHS.status_listen
 
@@ -163,7 +166,8 @@ _HEALTH_NUMBERS: dict[str, tuple[type, float, float]] = {
 }
 _HEALTH_STRINGS = ("haproxy_url", "stats_socket", "maintenance_file", "drain_file", "state_file")
 _HEALTH_MAY_BE_EMPTY = ("status_listen",)  # "" switches the status endpoint off
-HEALTH_KEYS = (*_HEALTH_NUMBERS, *_HEALTH_STRINGS, *_HEALTH_MAY_BE_EMPTY)
+_HEALTH_BOOLS = ("watch_haproxy",)
+HEALTH_KEYS = (*_HEALTH_NUMBERS, *_HEALTH_STRINGS, *_HEALTH_BOOLS, *_HEALTH_MAY_BE_EMPTY)
 VIP_KEYS = ("prefix", "backend", "min_up", "med", "communities")
 
 
@@ -224,6 +228,11 @@ def parse_health(errors: list[str], where: str, raw: Any, keys: tuple[str, ...] 
         elif key in _HEALTH_STRINGS:
             if not isinstance(value, str) or not value:
                 errors.append(f"{name}: {value!r} is not a non-empty string")
+            else:
+                values[key] = value
+        elif key in _HEALTH_BOOLS:
+            if not isinstance(value, bool):
+                errors.append(f"{name}: {value!r} is not true or false")
             else:
                 values[key] = value
         elif not isinstance(value, str):  # _HEALTH_MAY_BE_EMPTY

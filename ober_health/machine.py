@@ -4,7 +4,10 @@ Pure logic, no I/O and no clock of its own, so every transition is unit-testable
 *when* the route must change; the caller turns that into an ExaBGP line. A VIP starts withdrawn (nothing is
 announced before it has proven itself `rise` times) unless ExaBGP already announces it (`adopt`: a respawned
 health program takes over what the last one left), and a drain withdraws at once: a planned drain must not
-wait for `fall` bad checks.
+wait for `fall` bad checks. Neither does a *decisive* failure (HAProxy's master exited, its check port refused
+the connection): nothing ambiguous about a dead HAProxy, and a reload never looks like one (HAProxy's master
+stays and keeps its listeners), so it withdraws at the first sight; timeouts, 5xx and server counts, which a
+reload or a slow moment can produce, keep `fall`.
 """
 
 from __future__ import annotations
@@ -40,9 +43,13 @@ class VipMachine:
     last_checked: float = 0.0
     drained: bool = False
 
-    def observe(self, ok: bool, reason: str, now: float, drained: bool = False, known: bool = True) -> Change | None:
+    def observe(
+        self, ok: bool, reason: str, now: float, drained: bool = False, known: bool = True, decisive: bool = False
+    ) -> Change | None:
         """Feed one check result. `drained` (maintenance) forces the VIP down regardless of `ok`. A result
-        that is not `known` (HAProxy has not checked the servers yet) moves nothing: route and streaks stay."""
+        that is not `known` (HAProxy has not checked the servers yet) moves nothing: route and streaks stay.
+        A `decisive` failure (HAProxy is dead) withdraws at once instead of after `fall`; coming back still
+        takes `rise` good checks."""
         self.last_ok, self.last_reason, self.last_checked, self.drained = (ok if known else None), reason, now, drained
         if not known and not drained:
             return None
@@ -58,7 +65,7 @@ class VipMachine:
             return self._move(Route.WITHDRAWN, now)
         if self.route is Route.WITHDRAWN and self.good_streak >= self.rise:
             return self._move(Route.ANNOUNCED, now)
-        if self.route is Route.ANNOUNCED and self.bad_streak >= self.fall:
+        if self.route is Route.ANNOUNCED and not ok and (decisive or self.bad_streak >= self.fall):
             return self._move(Route.WITHDRAWN, now)
         return None
 

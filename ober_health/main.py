@@ -7,6 +7,7 @@ the others only post events to its queue:
     stdin reader     ExaBGP's lines, parsed (acks, session events, `show` replies, shutdown), then EOF
     checker          one check round at a time, when the decider asks (a hung HAProxy blocks only this thread)
     signal handler   SIGTERM/SIGINT as an event (queue.SimpleQueue.put: reentrant, takes no lock)
+    master watch     HAProxy's master exiting (a pidfd: ober_health.masterwatch), unless watch_haproxy = false
     status endpoint  serves the last published state on loopback (decides and writes nothing)
 
 Exits: stdin EOF (ExaBGP is gone: exit at once); SIGTERM/SIGINT/`shutdown` from ExaBGP (withdraw every
@@ -32,6 +33,7 @@ from ober_health.checks import CheckRound, crashed, run_checks
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from ober_health.endpoint import start_endpoint
 from ober_health.exabgp import EventKind, parse_line
+from ober_health.masterwatch import MasterWatch
 from ober_health.program import CheckDone, HealthProgram, Input, Signalled, StdinClosed
 from ober_health.sdnotify import Notifier
 
@@ -184,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     checker = Checker(config, events)
     checker.start()
+    if config.health.watch_haproxy:
+        health = config.health
+        MasterWatch(health.stats_socket, events.put, retry=health.interval, timeout=health.timeout).start()
     log.info(
         "started: %d VIP(s), %d peer(s), interval %gs, rise %d, fall %d%s",
         len(config.vips),

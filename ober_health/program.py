@@ -8,6 +8,8 @@ split by anything (a SIGTERM is an event too, handled after the line it followed
                    one's routes: `fall` bad checks withdraw it, a healthy node does not flap); a prefix ExaBGP
                    holds that the config does not have is withdrawn at once; then the check loop starts
     check round    per VIP: rise/fall hysteresis -> at most one line per change -> state -> WATCHDOG=1
+    master exited  HAProxy's master process is gone (ober_health.masterwatch): every VIP withdrawn at once,
+                   and any check round that began before it cannot count as good (rise applies as usual)
     ExaBGP line    done/error (the oldest command's answer), session events, `show` replies, shutdown
     tick           probe ExaBGP every PROBE_INTERVAL (`show adj-rib out` + `show neighbor json`); an answer
                    owed for longer than the bound = ExaBGP hung: WATCHDOG=trigger (systemd restarts it)
@@ -45,6 +47,7 @@ from ober_health.exabgp import (
     withdraw_prefix_line,
 )
 from ober_health.machine import Change, Route, VipMachine
+from ober_health.masterwatch import MasterExited, MasterWatched
 from ober_health.sessions import SessionBook
 from ober_health.statefile import STATE_VERSION, ExabgpState, SessionState, State, VipState, encode, write_bytes
 
@@ -98,7 +101,7 @@ class StdinClosed:
     pass
 
 
-Input = Event | CheckDone | Signalled | StdinClosed
+Input = Event | CheckDone | Signalled | StdinClosed | MasterWatched | MasterExited
 
 
 @dataclass
@@ -148,6 +151,8 @@ class HealthProgram:
         self.stop_deadline = 0.0
         self.state_file_error = ""
         self.rib_read_at: float | None = None
+        self.master_pid: int | None = None  # HAProxy's master as last watched
+        self.master_exited_at: float | None = None  # monotonic: a round begun before it saw a live HAProxy
         self.reconciled = "not yet: waiting for ExaBGP's adj-rib-out"
 
     # ---- the driver's view
@@ -189,6 +194,11 @@ class HealthProgram:
             self.on_check(item.round)
         elif isinstance(item, Signalled):
             self.begin_stop(f"{signal.Signals(item.signum).name} received")
+        elif isinstance(item, MasterExited):
+            self.on_master_exited(item.pid)
+        elif isinstance(item, MasterWatched):
+            log.info("watching HAProxy's master (pid %d): its exit withdraws every VIP at once", item.pid)
+            self.master_pid = item.pid
         elif isinstance(item, StdinClosed):
             log.warning("stdin closed: ExaBGP is gone, exiting")
             self.phase = Phase.DONE
@@ -384,9 +394,18 @@ class HealthProgram:
             if problem not in self.drain_problems:
                 log.error("%s", problem)
         self.drain_problems = checks.drain_problems
+        # a round begun before HAProxy's master exited may have seen it alive: its good results count nothing
+        stale = self.master_exited_at is not None and checks.started < self.master_exited_at
         for prefix, machine in self.machines.items():
             result = checks.results.get(prefix) or CheckResult(False, "not checked")
-            change = machine.observe(result.ok, result.reason, now, drained=bool(checks.drain), known=result.known)
+            change = machine.observe(
+                result.ok,
+                result.reason,
+                now,
+                drained=bool(checks.drain),
+                known=result.known and not (stale and result.ok),
+                decisive=result.decisive,
+            )
             if change is not None:
                 self._apply(prefix, change, checks.drain or self._why(machine, result))
         self.loops += 1
@@ -394,6 +413,22 @@ class HealthProgram:
         self.publish()
         if not self.hung:
             self.notifier.notify("WATCHDOG=1")
+
+    def on_master_exited(self, pid: int) -> None:
+        """HAProxy's master exited: nothing is left to serve, so every announced VIP goes now, without
+        waiting for `fall` failed checks (a reload keeps the master: it never comes here)."""
+        self.master_exited_at = self.clock.monotonic()
+        self.master_pid = None
+        reason = f"HAProxy's master (pid {pid}) exited"
+        log.warning("%s", reason)
+        if self.phase is not Phase.RUNNING:
+            return  # reconciling: the first check round (refused) decides; stopping: all withdrawn already
+        now = self.clock.time()
+        for prefix, machine in self.machines.items():
+            change = machine.observe(False, reason, now, drained=bool(self.drain_reason), decisive=True)
+            if change is not None:
+                self._apply(prefix, change, self.drain_reason or reason)
+        self.publish()
 
     def _apply(self, prefix: str, change: Change, why: str) -> None:
         vip = self.vips[prefix]

@@ -95,6 +95,11 @@ def test_defaults_when_only_a_vip_is_given() -> None:
     assert isinstance(config.health.interval, float) and isinstance(config.health.rise, int)
 
 
+def test_the_event_path_is_on_unless_switched_off() -> None:
+    assert parse_config({"vip": [vip()]}).health.watch_haproxy is True
+    assert parse_config({"health": {"watch_haproxy": False}, "vip": [vip()]}).health.watch_haproxy is False
+
+
 def test_integers_are_accepted_for_seconds() -> None:
     config = parse_config({"health": {"interval": 1, "timeout": 2}, "vip": [vip()]})
     assert config.health.interval == 1.0 and isinstance(config.health.interval, float)
@@ -147,6 +152,8 @@ def test_ipv6_prefix_is_normalised() -> None:
         ("status_listen", "localhost:8405", "'localhost:8405'"),
         ("status_listen", "::1:8405", "'::1:8405'"),
         ("status_listen", 8405, "8405"),
+        ("watch_haproxy", "yes", "'yes'"),
+        ("watch_haproxy", 1, "1"),
     ],
 )
 def test_bad_health_value_names_key_and_value(key: str, value: object, shown: str) -> None:
@@ -344,6 +351,7 @@ _health_keys = st.sampled_from(
         "state_file",
         "shutdown_ack_timeout",
         "status_listen",
+        "watch_haproxy",
         "other",
     ]
 )

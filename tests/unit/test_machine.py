@@ -190,3 +190,18 @@ def test_an_unknown_result_moves_nothing_and_keeps_the_streaks() -> None:
         assert machine.observe(True, "not checked yet", float(second), known=False) is None
     assert machine.route is Route.WITHDRAWN and machine.good_streak == 0
     assert machine.observe(False, "not checked", 30.0, drained=True, known=False) is None  # already down
+
+
+def test_a_decisive_failure_withdraws_at_once_and_rise_still_applies() -> None:
+    """HAProxy gone (its master exited, its port refused): no `fall` to wait for; back, it proves itself."""
+    machine = announced(rise=3, fall=5)
+    assert machine.observe(False, "refused", 10.0, decisive=True) is Change.WITHDRAW
+    assert machine.route is Route.WITHDRAWN and machine.since == 10.0 and machine.withdraws == 1
+    assert machine.observe(False, "refused", 11.0, decisive=True) is None  # already down: one line only
+    assert feed(machine, [True, True, True], start=12) == [None, None, Change.ANNOUNCE]
+
+
+def test_decisive_says_nothing_about_a_good_check() -> None:
+    machine = announced(rise=3, fall=2)
+    assert machine.observe(True, "200", 10.0, decisive=True) is None
+    assert machine.route is Route.ANNOUNCED and machine.bad_streak == 0

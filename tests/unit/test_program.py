@@ -20,6 +20,7 @@ import pytest
 from ober_health.checks import CheckResult, CheckRound
 from ober_health.config import Config, parse_config
 from ober_health.exabgp import parse_line
+from ober_health.masterwatch import MasterExited, MasterWatched
 from ober_health.program import CheckDone, HealthProgram, Signalled, StdinClosed
 from ober_health.statefile import State, validate_state
 
@@ -139,6 +140,7 @@ class Harness:
         self.published: list[bytes] = []
         self.ok: dict[str, bool] = {V4: True, V6: True}
         self.drain = ""
+        self.refused = False  # failed checks are refused connections (decisive), not 503s
         self.check_seconds = 0.01
         self.checks = 0
         self.steps = 0  # turns of the driver's loop
@@ -178,7 +180,10 @@ class Harness:
                 self.program.check_started()
                 started, started_at = self.clock.mono, self.clock.wall
                 self.clock.advance(self.check_seconds)
-                results = {prefix: CheckResult(ok, "ok" if ok else "503") for prefix, ok in self.ok.items()}
+                results = {
+                    prefix: CheckResult(ok, "ok" if ok else "refused" if self.refused else "503", True, self.refused)
+                    for prefix, ok in self.ok.items()
+                }
                 self.checks += 1
                 self.program.handle(CheckDone(CheckRound(started, started_at, self.drain, (), results)))
             else:
@@ -370,6 +375,75 @@ def test_without_sessions_the_bound_is_the_configured_hold_time(tmp_path: Path) 
     h = Harness(tmp_path, FakeExabgp(up=set()))
     h.run(2.0)
     assert h.program.exabgp_timeout() == 9.0
+
+
+# ---- a dead HAProxy (ober_health.masterwatch, a refused connection): withdrawn at once
+
+
+def test_haproxys_master_exiting_withdraws_every_vip_at_once_and_rise_brings_them_back(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.program.handle(MasterWatched(4242))
+    h.run(2.0)
+    assert h.routes == [ANNOUNCE_V4, ANNOUNCE_V6]
+    h.program.handle(MasterExited(4242))  # between two check rounds: no check needed
+    assert h.routes[2:] == [WITHDRAW_V4, WITHDRAW_V6]
+    assert h.state()["vips"][V4]["reason"] == "HAProxy's master (pid 4242) exited"
+    h.ok = {V4: False, V6: False}
+    h.run(1.0)
+    assert h.routes[4:] == [], "one withdraw per VIP, not one per failed check"
+    h.ok = {V4: True, V6: True}  # HAProxy restarted
+    checks = h.checks
+    h.run(INTERVAL * (RISE - 1) + 0.05)
+    assert h.routes[4:] == [] and h.checks - checks == RISE - 1
+    h.run(INTERVAL)
+    assert h.routes[4:] == [ANNOUNCE_V4, ANNOUNCE_V6]
+
+
+def test_a_check_round_begun_before_the_master_exited_does_not_count_as_good(tmp_path: Path) -> None:
+    """With rise 1, a round that saw HAProxy alive just before its death would announce it again at once."""
+    h = Harness(tmp_path, rise=1)
+    h.run(1.0)
+    assert h.routes == [ANNOUNCE_V4, ANNOUNCE_V6]
+    while not h.program.check_due():
+        h.clock.advance(0.01)
+        h.program.tick()
+    h.program.check_started()
+    started, started_at = h.clock.mono, h.clock.wall
+    h.clock.advance(0.005)
+    h.program.handle(MasterExited(4242))  # while the round is in flight
+    late = CheckRound(started, started_at, "", (), {V4: CheckResult(True, "ok"), V6: CheckResult(True, "ok")})
+    h.program.handle(CheckDone(late))
+    assert h.routes[2:] == [WITHDRAW_V4, WITHDRAW_V6]
+    h.run(INTERVAL)  # the next round, begun after: counts
+    assert h.routes[4:] == [ANNOUNCE_V4, ANNOUNCE_V6]
+
+
+def test_a_refused_connection_withdraws_at_the_first_check(tmp_path: Path) -> None:
+    h = Harness(tmp_path, fall=5)
+    h.run(2.0)
+    checks = h.checks
+    h.ok[V4], h.refused = False, True
+    h.run(INTERVAL)
+    assert h.checks == checks + 1 and h.routes[2:] == [WITHDRAW_V4], "no `fall` (5) to wait for"
+
+
+def test_a_failure_that_is_not_decisive_still_waits_for_fall(tmp_path: Path) -> None:
+    """503s and timeouts (what a slow moment or a reload could show) keep the hysteresis."""
+    h = Harness(tmp_path, fall=5)
+    h.run(2.0)
+    checks = h.checks
+    h.ok[V4] = False
+    h.run(INTERVAL * 4)
+    assert h.checks - checks == 4 and h.routes[2:] == []
+    h.run(INTERVAL)
+    assert h.routes[2:] == [WITHDRAW_V4]
+
+
+def test_the_master_exiting_before_the_rib_was_read_writes_nothing(tmp_path: Path) -> None:
+    """Reconciling: what ExaBGP holds is not known yet; the first check round (refused) decides."""
+    h = Harness(tmp_path, FakeExabgp(answering=False))
+    h.program.handle(MasterExited(4242))
+    assert h.routes == []
 
 
 # ---- stopping
