@@ -40,7 +40,12 @@ def main() -> None:
     targets = [*args.tcp, *args.unix]
     counts: dict[str, dict[str, int]] = {target: {"attempts": 0} for target in targets}
     closed = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), closed.set()), daemon=True).start()
+
+    def wait_for_eof() -> None:
+        sys.stdin.read()
+        closed.set()
+
+    threading.Thread(target=wait_for_eof, daemon=True).start()
     deadline = time.monotonic() + args.seconds
     while not closed.is_set() and time.monotonic() < deadline:
         for target in targets:
