@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         peers = f", {len(config.peers)} peer(s)" if config.peers else ""
         print(f"{args.config}: OK ({len(config.vips)} VIP(s){peers})")
         return 0
+    # a thread woken by an event (HAProxy's master exiting) waits for the interpreter lock up to this long while
+    # another thread computes: 1 ms instead of Python's 5, two hand-offs (watcher, decider) before the line
+    sys.setswitchinterval(0.001)
     events: Events = queue.SimpleQueue()
     _install_signal_handlers(events)
     rest = stale_answers(events)

@@ -420,14 +420,14 @@ class HealthProgram:
         self.master_exited_at = self.clock.monotonic()
         self.master_pid = None
         reason = f"HAProxy's master (pid {pid}) exited"
+        if self.phase is Phase.RUNNING:
+            now = self.clock.time()
+            for prefix, machine in self.machines.items():  # the lines first: every millisecond counts here
+                change = machine.observe(False, reason, now, drained=bool(self.drain_reason), decisive=True)
+                if change is not None:
+                    self._apply(prefix, change, self.drain_reason or reason)
+        # reconciling: the first check round (refused) decides; stopping: every VIP is withdrawn already
         log.warning("%s", reason)
-        if self.phase is not Phase.RUNNING:
-            return  # reconciling: the first check round (refused) decides; stopping: all withdrawn already
-        now = self.clock.time()
-        for prefix, machine in self.machines.items():
-            change = machine.observe(False, reason, now, drained=bool(self.drain_reason), decisive=True)
-            if change is not None:
-                self._apply(prefix, change, self.drain_reason or reason)
         self.publish()
 
     def _apply(self, prefix: str, change: Change, why: str) -> None:
