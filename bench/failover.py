@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.failover [--runs 20] [--hold-runs 5] [--soak 60]
 
 Scenarios, each repeated on the fast lab (BIRD router, 2 nodes, default health settings):
-  haproxy-kill   SIGKILL of node 1's HAProxy -> node 1's next hop gone from the router's kernel FIB
-                 (ober-health notices within `fall` checks and withdraws)
+  haproxy-kill   SIGKILL of node 1's HAProxy -> node 1's next hop gone from the router's kernel FIB, side by
+                 side on two labs up at once, runs alternated: `event` (the default: ober-health holds a pidfd
+                 on HAProxy's master and withdraws when it exits) and `polling` (watch_haproxy = false: the
+                 refused checks withdraw after `fall` of them)
   haproxy-stop   SIGSTOP of node 1's HAProxy (hung, not dead) -> next hop gone (each check times out)
   respawn        node 1's HAProxy hung and its ober-health SIGKILLed at the same moment: ExaBGP keeps the
                  routes and starts a new ober-health, which reads ExaBGP's adj-rib-out, takes them as
@@ -12,7 +14,7 @@ Scenarios, each repeated on the fast lab (BIRD router, 2 nodes, default health s
   link-cut       node 1's link cut (no FIN): only BGP's hold timer (3 s, the minimum) can notice.
                  This is what a setup without a health program gets at best; the ratio says what ober buys.
   soak           CPU and RSS of one ober-health process over --soak seconds of steady checking.
-Times are from the signal to the FIB change, polled every 2 ms.
+Times are from the signal to the FIB change, read every 0.5 ms (`ip -batch`, lab.fibwatch.FibReader).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lab.fastlab import FastLab
+from lab.fibwatch import FibReader
 from lab.procs import run
+from tests.conftest import unique_prefix
 
 VIP = "203.0.113.10/32"
 CLOCK_TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
@@ -51,29 +55,50 @@ def summary(name: str, values: list[float]) -> str:
 
 def time_until_gone(lab: FastLab, node: str, fail: Callable[[], None]) -> float:
     ip = lab.nodes[node].host.ipv4
-    started = time.monotonic()
-    fail()
-    while ip in lab.nexthops(VIP):
-        if time.monotonic() - started > 15:
-            raise TimeoutError(f"{node}'s next hop still there after 15 s")
-        time.sleep(0.002)
-    return time.monotonic() - started
+    fib = FibReader(lab.router_ns)
+    try:
+        fib.nexthops(VIP)  # the reader is up before the clock starts
+        started = time.monotonic()
+        fail()
+        while ip in fib.nexthops(VIP):
+            if time.monotonic() - started > 15:
+                raise TimeoutError(f"{node}'s next hop still there after 15 s")
+            time.sleep(0.0005)
+        return time.monotonic() - started
+    finally:
+        fib.close()
+
+
+def kill_once(lab: FastLab, sig: signal.Signals, event_path: bool = False) -> float:
+    """One failure of node 1's HAProxy (master and workers), timed to the FIB, then HAProxy back and its
+    next hop back (and, for the event path, ober-health watching the new master before the next run)."""
+    node = next(iter(lab.nodes))
+    proc = lab.nodes[node].proc("haproxy")
+    if event_path:
+        lab.nodes[node].wait_master_watched()
+    figure = time_until_gone(lab, node, lambda: lab.supervisor.signal_group(proc, sig))
+    if sig == signal.SIGSTOP:
+        lab.supervisor.signal_group(proc, signal.SIGCONT)
+    else:
+        lab.supervisor.procs[proc].wait(timeout=5)
+        lab.nodes[node].start_haproxy()
+    lab.wait_nexthops(VIP, lab.node_ips(VIP), timeout=15)
+    time.sleep(0.3)  # let HAProxy's own backend checks settle before the next run
+    return figure
 
 
 def bench_haproxy(lab: FastLab, runs: int, sig: signal.Signals) -> list[float]:
-    node = next(iter(lab.nodes))
-    proc = lab.nodes[node].proc("haproxy")
-    figures = []
+    return [kill_once(lab, sig) for _ in range(runs)]
+
+
+def bench_kill_side_by_side(event: FastLab, polling: FastLab, runs: int) -> tuple[list[float], list[float]]:
+    """The same SIGKILL on both labs, alternated run by run so that both see the same machine load."""
+    with_event: list[float] = []
+    with_polling: list[float] = []
     for _ in range(runs):
-        figures.append(time_until_gone(lab, node, lambda: lab.supervisor.signal_group(proc, sig)))
-        if sig == signal.SIGSTOP:
-            lab.supervisor.signal_group(proc, signal.SIGCONT)
-        else:
-            lab.supervisor.procs[proc].wait(timeout=5)
-            lab.nodes[node].start_haproxy()
-        lab.wait_nexthops(VIP, lab.node_ips(VIP), timeout=15)
-        time.sleep(0.3)  # let HAProxy's own backend checks settle before the next run
-    return figures
+        with_event.append(kill_once(event, signal.SIGKILL, event_path=True))
+        with_polling.append(kill_once(polling, signal.SIGKILL))
+    return with_event, with_polling
 
 
 def bench_respawn(lab: FastLab, runs: int) -> list[float]:
@@ -153,10 +178,22 @@ def main() -> None:
     parser.add_argument("--respawn-runs", type=int, default=4)
     parser.add_argument("--soak", type=float, default=60.0)
     args = parser.parse_args()
-    with FastLab(Path(tempfile.mkdtemp(prefix="ober-bench-")), prefix="bench") as lab:
-        print(f"lab up in {lab.timings['routes']:.2f}s; health interval 0.2 s, timeout 0.5 s, rise 3, fall 2")
-        kill = bench_haproxy(lab, args.runs, signal.SIGKILL)
-        print(summary("haproxy-kill", kill), flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ober-bench-"))
+    polling_only = {"watch_haproxy": False}
+    with (
+        FastLab(workdir / "event", prefix=unique_prefix("be")) as lab,
+        FastLab(workdir / "polling", prefix=unique_prefix("bp"), health_overrides=polling_only) as polling,
+    ):
+        print(f"labs up in {lab.timings['routes']:.2f}s and {polling.timings['routes']:.2f}s; health interval 0.2 s,")
+        print("timeout 0.5 s, rise 3, fall 2; `event` = the default, `polling` = watch_haproxy = false")
+        kill, kill_polling = bench_kill_side_by_side(lab, polling, args.runs)
+        print(summary("kill event", kill), flush=True)
+        print(summary("kill polling", kill_polling), flush=True)
+        print(
+            f"ratio         polling / event: p50 {percentile(kill_polling, 50) / percentile(kill, 50):.1f}x,"
+            f" p99 {percentile(kill_polling, 99) / percentile(kill, 99):.1f}x"
+        )
+        polling.down()  # the other scenarios use the event lab alone
         stop = bench_haproxy(lab, max(3, args.runs // 4), signal.SIGSTOP)
         print(summary("haproxy-stop", stop), flush=True)
         if args.respawn_runs:
@@ -165,7 +202,7 @@ def main() -> None:
             cut = bench_link_cut(lab, args.hold_runs)
             print(summary("link-cut", cut), flush=True)
             ratio = statistics.median(cut) / statistics.median(kill)
-            print(f"ratio         hold-timer detection / ober-health detection (p50): {ratio:.1f}x")
+            print(f"ratio         hold-timer detection / ober-health event detection (p50): {ratio:.1f}x")
         if args.soak:
             print(soak(lab, args.soak), flush=True)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.netns import ROUTER_IPV4, ROUTER_IPV6, Host
-from lab.procs import Supervisor, env_with
+from lab.procs import Supervisor, env_with, wait_for
 from lab.router import ROUTER_ASN
 from ober_deploy.haproxy import HaproxyFeatures, haproxy_features
 from ober_deploy.render import lab_paths, render, template_data
@@ -95,6 +95,21 @@ class FastNode:
 
     def proc(self, daemon: str) -> str:
         return f"{self.name}-{daemon}"
+
+    def log(self, daemon: str) -> str:
+        """What `daemon` wrote so far (ober-health writes to ExaBGP's: it is its child)."""
+        return (self.supervisor.logdir / f"{self.proc(daemon)}.log").read_text()
+
+    def wait_master_watched(self, timeout: float = 10.0) -> int:
+        """HAProxy's master pid, once ober-health says it watches that very process (its event path is armed).
+        `ip netns exec` execs HAProxy, so the supervised pid is the master's."""
+        master = self.supervisor.pid(self.proc("haproxy"))
+        wait_for(
+            lambda: f"watching HAProxy's master (pid {master})" in self.log("exabgp"),
+            timeout=timeout,
+            what=f"ober-health on {self.name} to watch HAProxy's master {master}",
+        )
+        return master
 
     def write_configs(self) -> None:
         """haproxy.cfg, exabgp.conf and health.toml from the deploy's templates, as tasks/*.py render them."""

@@ -21,22 +21,13 @@ from types import TracebackType
 from lab.router import parse_nexthops
 
 
-class FibWatch:
-    """Polls `expected` prefixes' next hops in `netns`; `wrong` and `changes` hold what differed."""
+class FibReader:
+    """Next hops of a prefix in `netns`'s kernel FIB, read through long-lived `ip -batch` processes (one per
+    address family): 0.1 ms a read, where spawning `ip` costs milliseconds (bench/failover.py times with it)."""
 
-    def __init__(self, netns: str, expected: dict[str, set[str]], interval: float = 0.01) -> None:
+    def __init__(self, netns: str) -> None:
         self.netns = netns
-        self.expected = expected
-        self.interval = interval
-        self.samples = 0
-        self.gaps: list[float] = []  # seconds between two complete samples
-        self.wrong: list[tuple[float, str, list[str]]] = []  # (seconds since start, prefix, next hops seen)
-        self.changes: list[str] = []  # `ip monitor route` lines about the expected prefixes
-        self.seconds = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
         self._readers: dict[int, subprocess.Popen[str]] = {}
-        self._monitor: subprocess.Popen[str] | None = None
 
     def _batch(self, version: int) -> subprocess.Popen[str]:
         if version not in self._readers:
@@ -55,6 +46,34 @@ class FibWatch:
         reader.stdin.write(f"route show exact {prefix}\n")
         reader.stdin.flush()
         return parse_nexthops(reader.stdout.readline())
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            if reader.stdin is not None:
+                reader.stdin.close()
+            reader.wait(timeout=5)
+        self._readers.clear()
+
+
+class FibWatch:
+    """Polls `expected` prefixes' next hops in `netns`; `wrong` and `changes` hold what differed."""
+
+    def __init__(self, netns: str, expected: dict[str, set[str]], interval: float = 0.01) -> None:
+        self.netns = netns
+        self.expected = expected
+        self.interval = interval
+        self.samples = 0
+        self.gaps: list[float] = []  # seconds between two complete samples
+        self.wrong: list[tuple[float, str, list[str]]] = []  # (seconds since start, prefix, next hops seen)
+        self.changes: list[str] = []  # `ip monitor route` lines about the expected prefixes
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._reader = FibReader(netns)
+        self._monitor: subprocess.Popen[str] | None = None
+
+    def nexthops(self, prefix: str) -> list[str]:
+        return self._reader.nexthops(prefix)
 
     def _poll(self) -> None:
         last = time.monotonic()
@@ -92,10 +111,7 @@ class FibWatch:
         self._stop.set()
         self._thread.join(timeout=5)
         self.seconds = time.monotonic() - self.started
-        for reader in self._readers.values():
-            if reader.stdin is not None:
-                reader.stdin.close()
-            reader.wait(timeout=5)
+        self._reader.close()
         if self._monitor is not None:
             self._monitor.terminate()
             out, _ = self._monitor.communicate(timeout=5)

@@ -27,36 +27,20 @@ RELOADS = 12
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _health_log(lab: FastLab, node: str) -> str:
-    return (lab.workdir / f"{node}-exabgp.log").read_text()  # ober-health's stderr goes to ExaBGP's
-
-
-def _watching(lab: FastLab, node: str) -> int:
-    """HAProxy's master pid, once ober-health says it watches that very process."""
-    master = lab.supervisor.pid(lab.nodes[node].proc("haproxy"))  # `ip netns exec` execs: haproxy -W itself
-    wait_for(
-        lambda: f"watching HAProxy's master (pid {master})" in _health_log(lab, node),
-        timeout=10,
-        what=f"ober-health to watch HAProxy's master {master}",
-    )
-    return master
-
-
 def _reload(lab: FastLab, node: str) -> None:
     """SIGUSR2 to the master (the unit's ExecReload), then wait until it reaped the old worker (HAProxy 2.6
     acts on a SIGUSR2 sent before that only at the next one) and ober-health checked the new one twice."""
     haproxy = lab.nodes[node].proc("haproxy")
-    log = lab.workdir / f"{haproxy}.log"
-    reaped = log.read_text().count("Former worker")
+    reaped = lab.nodes[node].log("haproxy").count("Former worker")
     lab.supervisor.kill(haproxy, signal.SIGUSR2)
-    wait_for(lambda: log.read_text().count("Former worker") > reaped, timeout=10, what="HAProxy's reload")
+    wait_for(lambda: lab.nodes[node].log("haproxy").count("Former worker") > reaped, timeout=10, what="reload")
     loops = read_state(lab.nodes[node].state_file)["loops"]
     wait_for(lambda: read_state(lab.nodes[node].state_file)["loops"] >= loops + 2, timeout=10, what="two checks")
 
 
 def test_reloads_never_withdraw_and_never_refuse(lab: FastLab) -> None:
     node = next(iter(lab.nodes))
-    master = _watching(lab, node)
+    master = lab.nodes[node].wait_master_watched()
     socket_path = str(lab.nodes[node].workdir / "haproxy.sock")
     probe = subprocess.Popen(
         netns_exec(node, sys.executable, "-m", "lab.connprobe", "--tcp", "127.0.0.1:8404", "--unix", socket_path),
@@ -75,7 +59,7 @@ def test_reloads_never_withdraw_and_never_refuse(lab: FastLab) -> None:
     shown = {"health port" if target == "127.0.0.1:8404" else "stats socket": n for target, n in counts.items()}
     record_outcome("fast lab: HAProxy reloads under ober-health", f"{RELOADS} reloads, connections: {shown}")
     assert watch.samples > 0 and watch.wrong == [] and watch.changes == [], (watch.wrong[:5], watch.changes[:5])
-    log = _health_log(lab, node)
+    log = lab.nodes[node].log("exabgp")
     assert "withdrawn" not in log and "exited" not in log, log[-3000:]
     assert {p: v["withdraws"] for p, v in read_state(lab.nodes[node].state_file)["vips"].items()} == dict.fromkeys(
         PREFIXES, 0
@@ -93,14 +77,14 @@ def test_a_killed_haproxy_is_withdrawn_by_its_masters_exit(lab: FastLab) -> None
     node = next(iter(lab.nodes))
     others = [n for n in lab.nodes if n != node]
     haproxy = lab.nodes[node].proc("haproxy")
-    master = _watching(lab, node)
+    master = lab.nodes[node].wait_master_watched()
     started = time.monotonic()
     lab.supervisor.signal_group(haproxy, signal.SIGKILL)  # master and workers
     lab.wait_nexthops(V4, lab.node_ips(V4, others), timeout=10)
     record_figure("fast lab: HAProxy SIGKILL -> next hop gone (event path)", time.monotonic() - started)
     for prefix in (WEB, V6):
         lab.wait_nexthops(prefix, lab.node_ips(prefix, others), timeout=10)
-    log = _health_log(lab, node)
+    log = lab.nodes[node].log("exabgp")
     assert f"HAProxy's master (pid {master}) exited" in log, log[-3000:]
     # withdrawn on the first sign of death (the exit, or a refused check if one came first), not after `fall`
     assert "2/2 bad checks" not in log, log[-3000:]
@@ -108,4 +92,4 @@ def test_a_killed_haproxy_is_withdrawn_by_its_masters_exit(lab: FastLab) -> None
     lab.nodes[node].start_haproxy()
     for prefix in PREFIXES:
         lab.wait_nexthops(prefix, lab.node_ips(prefix), timeout=15)
-    _watching(lab, node)  # the new master, found again
+    lab.nodes[node].wait_master_watched()  # the new master, found again
