@@ -13,6 +13,7 @@ import pytest
 from lab.fibwatch import FibWatch
 from lab.fleet import VIPS, Fleet
 from lab.nspawn import NspawnNode
+from lab.procs import wait_for
 from tests.conftest import record_figure
 from tests.fleet.conftest import EXABGP, HAPROXY, health_process, others, wait_node_gone
 
@@ -53,9 +54,17 @@ def test_every_vip_has_one_next_hop_per_node_and_requests_reach_every_node(fleet
 def test_haproxy_killed_its_next_hops_leave_and_return_after_systemd_restarts_it(fleet: Fleet) -> None:
     node = first_node(fleet)
     before = node.main_pid(HAPROXY)
+
+    def journal() -> str:
+        return node.ssh("journalctl", "-u", EXABGP, "--no-pager", "-o", "cat", check=False).stdout
+
+    # the event path works inside the unit's sandbox (ProtectProc=invisible, seccomp): the stats socket names
+    # the master, and a pidfd on it is allowed
+    wait_for(lambda: f"watching HAProxy's master (pid {before})" in journal(), timeout=10, what="the watch")
     started = time.monotonic()
     node.ssh("systemctl", "kill", "-s", "KILL", HAPROXY)
     record_figure("fleet: HAProxy SIGKILL -> next hops gone", wait_node_gone(fleet, node, timeout=10))
+    assert f"HAProxy's master (pid {before}) exited" in journal(), journal()[-3000:]
     for vip in VIPS:
         ok, body = fleet.request(vip)
         assert ok, f"{vip} while {node.name} is down: {body}"
