@@ -151,7 +151,6 @@ class HealthProgram:
         self.stop_deadline = 0.0
         self.state_file_error = ""
         self.rib_read_at: float | None = None
-        self.master_pid: int | None = None  # HAProxy's master as last watched
         self.master_exited_at: float | None = None  # monotonic: a round begun before it saw a live HAProxy
         self.reconciled = "not yet: waiting for ExaBGP's adj-rib-out"
 
@@ -198,7 +197,6 @@ class HealthProgram:
             self.on_master_exited(item.pid)
         elif isinstance(item, MasterWatched):
             log.info("watching HAProxy's master (pid %d): its exit withdraws every VIP at once", item.pid)
-            self.master_pid = item.pid
         elif isinstance(item, StdinClosed):
             log.warning("stdin closed: ExaBGP is gone, exiting")
             self.phase = Phase.DONE
@@ -418,7 +416,6 @@ class HealthProgram:
         """HAProxy's master exited: nothing is left to serve, so every announced VIP goes now, without
         waiting for `fall` failed checks (a reload keeps the master: it never comes here)."""
         self.master_exited_at = self.clock.monotonic()
-        self.master_pid = None
         reason = f"HAProxy's master (pid {pid}) exited"
         if self.phase is Phase.RUNNING:
             now = self.clock.time()
