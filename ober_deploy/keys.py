@@ -94,8 +94,15 @@ KEYS: tuple[Key, ...] = (
     ),
     Key(
         "ober_health",
-        {"interval": _TIMERS.interval, "timeout": _TIMERS.timeout, "rise": _TIMERS.rise, "fall": _TIMERS.fall},
-        f"`{{interval, timeout, rise, fall}}` of ober-health ({HEALTH_RANGES_TEXT})",
+        {
+            "interval": _TIMERS.interval,
+            "timeout": _TIMERS.timeout,
+            "rise": _TIMERS.rise,
+            "fall": _TIMERS.fall,
+            "watch_haproxy": _TIMERS.watch_haproxy,
+        },
+        f"`{{interval, timeout, rise, fall, watch_haproxy}}` of ober-health ({HEALTH_RANGES_TEXT}; watch_haproxy:"
+        " a dead HAProxy withdraws at once)",
     ),
     Key("ober_kernel_tuning", True, "sysctl.d tuning (keys a container cannot write are skipped with a notice)"),
     Key("ober_haproxy_repository", None, "an apt source line / dnf baseurl for a newer HAProxy"),

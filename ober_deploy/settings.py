@@ -519,7 +519,7 @@ def node_settings(
             if whitelist_backend and not _inside(addresses, whitelist_backend):
                 c.add(key, f"{backend.host} ({', '.join(addresses)})", "is not inside ober_whitelist_backend")
 
-    health = parse_health(c.errors, "ober_health", data.get("ober_health"), keys=tuple(TIMERS))
+    health = parse_health(c.errors, "ober_health", data.get("ober_health"), keys=(*TIMERS, "watch_haproxy"))
     kernel_tuning = _bool(c, "ober_kernel_tuning", value(data, "ober_kernel_tuning"))
     repository = data.get("ober_haproxy_repository")
     if repository is not None and (

@@ -210,7 +210,7 @@ def parse_hold_time(errors: list[str], key: str, value: Any) -> int | None:
 
 
 def parse_health(errors: list[str], where: str, raw: Any, keys: tuple[str, ...] = HEALTH_KEYS) -> HealthConfig:
-    """The [health] table (`where` = "health"), or the deploy's `ober_health` (only the TIMERS keys)."""
+    """The [health] table (`where` = "health"), or the deploy's `ober_health` (the TIMERS keys and watch_haproxy)."""
     if raw is None:
         return HealthConfig()
     if not _is_table(errors, where, raw, keys):

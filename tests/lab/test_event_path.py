@@ -41,7 +41,7 @@ def _reload(lab: FastLab, node: str) -> None:
 def test_reloads_never_withdraw_and_never_refuse(lab: FastLab) -> None:
     node = next(iter(lab.nodes))
     master = lab.nodes[node].wait_master_watched()
-    socket_path = str(lab.nodes[node].workdir / "haproxy.sock")
+    socket_path = lab.nodes[node].paths.ober_socket  # the stats socket ober-health reads
     probe = subprocess.Popen(
         netns_exec(node, sys.executable, "-m", "lab.connprobe", "--tcp", "127.0.0.1:8404", "--unix", socket_path),
         stdin=subprocess.PIPE,
