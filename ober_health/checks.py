@@ -119,11 +119,31 @@ def short_error(exc: Exception) -> str:
     return text[:120]
 
 
+def connect_unix(path: str, timeout: float) -> socket.socket:
+    """A connected stream socket to `path`, within `timeout`. A full accept queue (no worker accepting for a
+    moment: HAProxy's reload) makes a non-blocking unix connect fail with EAGAIN at once instead of waiting,
+    as a TCP connect would: retried until the deadline, so a reload reads as slow, never as unreachable."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{path}: accept queue full for {timeout:g}s") from None
+            time.sleep(0.002)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
 def haproxy_command(path: str, command: str, timeout: float) -> str:
     """Send one command to HAProxy's stats socket and return the whole answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
+    with connect_unix(path, timeout) as sock:
         sock.sendall(command.encode() + b"\n")
         chunks = []
         while chunk := sock.recv(65536):

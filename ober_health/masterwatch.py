@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ober_health.checks import connect_unix
+
 log = logging.getLogger("ober-health")
 
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -49,9 +51,7 @@ def socket_owner(path: str, timeout: float) -> int | None:
     """The pid of the process that created the listening unix socket `path` (HAProxy's master in
     master-worker mode), or None when nothing listens there. Connects and closes without a command."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
+        with connect_unix(path, timeout) as sock:
             pid, _uid, _gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
     except OSError:
         return None

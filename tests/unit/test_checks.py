@@ -26,6 +26,7 @@ from ober_health.checks import (
     Servers,
     check_backend,
     check_http,
+    connect_unix,
     index_backends,
     parse_show_stat,
     read_backends,
@@ -427,3 +428,29 @@ def test_parse_show_stat_keys_rows_by_column() -> None:
         ("be_app", "BACKEND", "UP"),
     ]
     assert up_servers(rows, "be_app") == 2  # UP and "UP 1/2" (going down, still serving); not NOLB
+
+
+def test_a_full_accept_queue_is_waited_for_within_the_timeout_not_an_error(tmp_path: Path) -> None:
+    """During HAProxy's reload no worker accepts for a moment; a non-blocking unix connect then says EAGAIN
+    at once. The check waits (bounded) instead: a reload is slow for a moment, never unreachable."""
+    path = str(tmp_path / "busy.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(0)
+        queued = []
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(64):  # fill the accept queue
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                client.setblocking(False)
+                queued.append(client)
+                client.connect(path)
+        with pytest.raises(TimeoutError):
+            connect_unix(path, 0.1)
+
+        def accept_one() -> None:  # a worker accepts again
+            server.accept()[0].close()
+
+        threading.Timer(0.05, accept_one).start()
+        connect_unix(path, 2.0).close()
+        for client in queued:
+            client.close()
