@@ -8,7 +8,8 @@ the machine is going down). Exit codes are meant for scripts:
     status: 0 every VIP announced, acknowledged by ExaBGP and carried by an established BGP session of its
             family; 1 degraded (withdrawn, unacknowledged, drained, no session, ExaBGP not answering);
             2 health program not running or hung; 3 config unusable; 4 running but its state cannot be read
-    drain --wait: 0 withdrawn (ExaBGP acknowledged) and no client session left; 1 not confirmed in time
+    drain --wait: 0 withdrawn (ExaBGP acknowledged); client sessions then waited for while they make
+            progress, and those left are reported (let go); 1 the withdraw not confirmed in time
     drain, undrain: 1 when the drain file cannot be written or removed (a directory, a permission)
     doctor: 0 nothing failed (warnings do not fail), 1 a check failed, 3 config unusable
     logs: journalctl's own
@@ -28,6 +29,7 @@ from pathlib import Path
 from ober_health import __version__
 from ober_health.checks import read_stats
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from ober_health.drain import SETTLE_SECONDS, STALL_SECONDS, Sample, wait_sessions
 from ober_health.stats import summarize
 from ober_health.status import (
     EXIT_CONFIG,
@@ -56,10 +58,13 @@ def _drain_path(config: Config, runtime: bool) -> Path:
     return Path(config.health.drain_file if runtime else config.health.maintenance_file)
 
 
-def client_sessions(config: Config) -> int | None:
-    """Current client sessions on HAProxy's frontends; None when HAProxy is not there to ask."""
+def client_sample(config: Config) -> Sample | None:
+    """Client sessions and bytes on HAProxy's frontends now; None when HAProxy is not there to ask."""
     rows, _ = read_stats(config.health.stats_socket, config.health.timeout)
-    return None if rows is None else summarize(rows).total_sessions
+    if rows is None:
+        return None
+    view = summarize(rows)
+    return Sample(view.total_sessions, view.client_bytes)
 
 
 def wait_until(predicate: Callable[[], bool], deadline: float, interval: float = 0.1) -> bool:
@@ -79,7 +84,8 @@ def _not_a_file(path: Path) -> str:
 
 
 def cmd_drain(config: Config, args: argparse.Namespace) -> int:
-    """Withdraw every VIP (through the health program), then wait for client sessions to end."""
+    """Withdraw every VIP (through the health program); with --wait, confirm it, let the router converge,
+    then wait for client sessions while they make progress (ober_health.drain) and report what is let go."""
     path = _drain_path(config, args.runtime)
     problem = _not_a_file(path)
     if problem:
@@ -128,16 +134,11 @@ def cmd_drain(config: Config, args: argparse.Namespace) -> int:
     if not confirmed:
         print(f"drain: withdraw not confirmed after {args.timeout:g}s: {why[0]}", file=sys.stderr)
         return EXIT_DEGRADED
-    print("drain: every VIP withdrawn (ExaBGP acknowledged)")
-
-    def sessions_gone() -> bool:
-        sessions = client_sessions(config)
-        return sessions is None or sessions == 0
-
-    if not wait_until(sessions_gone, deadline, interval=0.2):
-        print(f"drain: {client_sessions(config)} client session(s) still open after {args.timeout:g}s", file=sys.stderr)
-        return EXIT_DEGRADED
-    print("drain: no client session left")
+    print(f"drain: every VIP withdrawn (ExaBGP acknowledged) after {time.time() - started:.1f}s")
+    settle = max(0.0, min(args.settle, deadline - time.monotonic()))
+    time.sleep(settle)  # the router takes the next hop out of its FIB; no new client after this
+    waited = wait_sessions(lambda: client_sample(config), deadline, stall=args.stall)
+    print(f"drain: {waited.line(args.stall)}")
     return EXIT_OK
 
 
@@ -223,8 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
     drain = sub.add_parser("drain", help="withdraw every VIP of this node (planned maintenance)")
-    drain.add_argument("--wait", action="store_true", help="wait for the withdraw and for client sessions to end")
+    drain.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the withdraw (ExaBGP's ack), let the router converge (--settle), then for client sessions"
+        " while they make progress; sessions that made none for --stall seconds (their clients now reach another"
+        " node) or are still open at --timeout are let go and reported; exit 0 once the withdraw is confirmed",
+    )
     drain.add_argument("--timeout", type=float, default=60.0, help="bound of --wait in seconds (%(default)s)")
+    drain.add_argument(
+        "--settle", type=float, default=SETTLE_SECONDS, help="seconds after the ack for the router (%(default)s)"
+    )
+    drain.add_argument(
+        "--stall",
+        type=float,
+        default=STALL_SECONDS,
+        help="let sessions go after this many seconds without one ending or a byte moving (%(default)s)",
+    )
     drain.add_argument("--runtime", action="store_true", help="runtime drain file (service stop), not maintenance")
     drain.add_argument("--reason", default="operator request", help="recorded in the drain file")
     drain.set_defaults(func=cmd_drain)
