@@ -20,6 +20,7 @@ from typing import Any
 from lab.fastnode import DEFAULT_VIPS, NODE_ASN, FastNode
 from lab.netns import LabNetwork
 from lab.procs import Supervisor, netns_exec, run, wait_for
+from lab.resilient import KERNEL_TABLE, ResilientMirror
 from lab.router import BirdRouter, FrrRouter, Peer, Router, fib_nexthops
 from ober_health.config import VipConfig
 
@@ -34,7 +35,13 @@ class FastLab:
         vips: tuple[str | Mapping[str, Any], ...] = DEFAULT_VIPS,
         health_overrides: Mapping[str, Any] | None = None,
         bfd: bool = False,
+        ecmp: str = "multipath",
+        client: bool = False,
     ) -> None:
+        """`ecmp`: "multipath" (the router's kernel hashes BIRD's multipath routes by hash-threshold: a
+        next hop that leaves moves other next hops' flows too) or "resilient" (BIRD's routes mirrored as
+        resilient nexthop groups by lab.resilient: only the leaving next hop's flows move; BIRD only).
+        `client`: a client namespace behind the router (`client_ns`), whose flows the router forwards."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.supervisor = Supervisor(workdir)
@@ -45,6 +52,14 @@ class FastLab:
         self.vips: tuple[VipConfig, ...] = ()  # the model's VIPs, once the nodes' data is validated
         self.health_overrides = health_overrides
         self.bfd = bfd
+        if ecmp not in ("multipath", "resilient"):
+            raise ValueError(f"ecmp: {ecmp!r} is not one of 'multipath', 'resilient'")
+        if ecmp == "resilient" and router != "bird":
+            raise ValueError("ecmp: 'resilient' needs router='bird' (the mirror reads BIRD's kernel table)")
+        self.ecmp = ecmp
+        self.client = client
+        self.client_ns = ""
+        self.mirror: ResilientMirror | None = None
         self.nodes: dict[str, FastNode] = {}
         self.router: Router | None = None
         self.timings: dict[str, float] = {}
@@ -68,12 +83,20 @@ class FastLab:
             self.vips = node.vips
             for vip in node.vips:  # what ober-vips.service does on a node
                 self.network.add_address(host.name, vip.prefix)
+        if self.client:
+            self.client_ns = self.network.add_client()
         self.timings["network"] = time.monotonic() - started
         peers = [Peer(h.name, h.ipv4, h.ipv6, NODE_ASN, bfd=self.bfd) for h in hosts]
         if self.router_kind not in ("bird", "frr"):
             raise ValueError(f"router: {self.router_kind!r} is not one of 'bird', 'frr'")
-        router_class = BirdRouter if self.router_kind == "bird" else FrrRouter
-        self.router = router_class(self.network.router, self.workdir, self.supervisor, peers)
+        if self.router_kind == "bird":
+            table = KERNEL_TABLE if self.ecmp == "resilient" else None
+            self.router = BirdRouter(self.network.router, self.workdir, self.supervisor, peers, kernel_table=table)
+        else:
+            self.router = FrrRouter(self.network.router, self.workdir, self.supervisor, peers)
+        if self.ecmp == "resilient":
+            self.mirror = ResilientMirror(self.network.router)
+            self.mirror.start()
         self.router.start()
         self.timings["router"] = time.monotonic() - started
         for node in self.nodes.values():
@@ -88,6 +111,8 @@ class FastLab:
         if "down" in self.timings:
             return
         started = time.monotonic()
+        if self.mirror is not None:
+            self.mirror.stop()
         self.supervisor.stop_all()
         # grandchildren in their own process group (ExaBGP's API process) are ours too: finish them
         self.leftovers = self.network.kill_leftovers()

@@ -4,6 +4,8 @@ Addresses (documentation ranges only; the build machine's uplink is 192.0.2.0/24
 
     router   br0  198.51.100.1/24    2001:db8:100::1/64
     node i   eth0 198.51.100.(10+i)  2001:db8:100::(10+i)      VIPs 203.0.113.0/24, 2001:db8:203::/64
+    client   eth0 203.0.113.250/30 behind the router's vcli 203.0.113.249 (optional: `add_client`), so
+             that its traffic to a VIP is forwarded, and hashed per packet, by the router
 
 veth pairs are created straight inside the namespaces, so the host namespace is never touched.
 """
@@ -23,6 +25,9 @@ ROUTER_IPV4 = "198.51.100.1"
 ROUTER_IPV6 = "2001:db8:100::1"
 LINK_PREFIXLEN_V4 = 24
 LINK_PREFIXLEN_V6 = 64
+CLIENT_NET = "203.0.113.248/30"
+CLIENT_ROUTER_IPV4 = "203.0.113.249"
+CLIENT_IPV4 = "203.0.113.250"
 
 
 def node_ipv4(index: int) -> str:
@@ -95,6 +100,23 @@ class LabNetwork:
         run("ip", "-n", name, "link", "set", "eth0", "up")
         self.hosts.append(host)
         return host
+
+    def add_client(self) -> str:
+        """A client namespace routed through the router (forwarding on), its link 203.0.113.248/30; every
+        node gets a route back to it. Flows from here are forwarded, so the router picks a next hop per
+        packet, as a site's router does, where a socket in the router namespace would cache its route."""
+        name = f"{self.prefix}cli"
+        self._add_namespace(name)
+        run("ip", "netns", "exec", self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        run("ip", "-n", self.router, "link", "add", "vcli", "type", "veth", "peer", "name", "eth0", "netns", name)
+        run("ip", "-n", self.router, "addr", "add", f"{CLIENT_ROUTER_IPV4}/30", "dev", "vcli")
+        run("ip", "-n", self.router, "link", "set", "vcli", "up")
+        run("ip", "-n", name, "addr", "add", f"{CLIENT_IPV4}/30", "dev", "eth0")
+        run("ip", "-n", name, "link", "set", "eth0", "up")
+        run("ip", "-n", name, "route", "add", "default", "via", CLIENT_ROUTER_IPV4)
+        for host in self.hosts:
+            run("ip", "-n", host.name, "route", "add", CLIENT_NET, "via", ROUTER_IPV4)
+        return name
 
     def add_address(self, netns: str, prefix: str, dev: str = "lo") -> None:
         """Put a VIP on a node (the fast lab uses lo; the deploy uses a dummy interface)."""

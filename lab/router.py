@@ -72,8 +72,8 @@ BIRD_CONF = """\
 log "{workdir}/bird.log" all;
 router id {router_id};
 protocol device {{ scan time 10; }}
-protocol kernel kernel4 {{ ipv4 {{ import none; export all; }}; merge paths yes; learn no; }}
-protocol kernel kernel6 {{ ipv6 {{ import none; export all; }}; merge paths yes; learn no; }}
+protocol kernel kernel4 {{ {table}ipv4 {{ import none; export all; }}; merge paths yes; learn no; }}
+protocol kernel kernel6 {{ {table}ipv6 {{ import none; export all; }}; merge paths yes; learn no; }}
 {bfd}
 template bgp nodes {{
   local as {asn};
@@ -89,11 +89,21 @@ BIRD_BFD = """protocol bfd {
 
 
 class BirdRouter:
-    """BIRD 2 in the router namespace, `bird -f` as a supervised child, queried through `birdc`."""
+    """BIRD 2 in the router namespace, `bird -f` as a supervised child, queried through `birdc`.
+
+    `kernel_table`: BIRD exports its routes to that kernel table instead of the main one (the resilient
+    router, lab.resilient, mirrors them into the main table as resilient nexthop groups)."""
 
     def __init__(
-        self, netns: str, workdir: Path, supervisor: Supervisor, peers: list[Peer], asn: int = ROUTER_ASN
+        self,
+        netns: str,
+        workdir: Path,
+        supervisor: Supervisor,
+        peers: list[Peer],
+        asn: int = ROUTER_ASN,
+        kernel_table: int | None = None,
     ) -> None:
+        self.kernel_table = kernel_table
         self.netns = netns
         self.workdir = workdir
         self.supervisor = supervisor
@@ -118,6 +128,7 @@ class BirdRouter:
             workdir=self.workdir,
             router_id=ROUTER_IPV4,
             asn=self.asn,
+            table=f"kernel table {self.kernel_table}; " if self.kernel_table is not None else "",
             bfd=BIRD_BFD if any(p.bfd for p in self.peers) else "",
             protocols="\n".join(protocols),
         )
