@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ober_health import __version__
-from ober_health.checks import read_stats
+from ober_health.checks import haproxy_command, read_stats
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
-from ober_health.drain import SETTLE_SECONDS, STALL_SECONDS, Sample, wait_sessions
+from ober_health.drain import SETTLE_SECONDS, STALL_SECONDS, Sample, total_bytes_out, wait_sessions
 from ober_health.stats import summarize
 from ober_health.status import (
     EXIT_CONFIG,
@@ -59,12 +59,15 @@ def _drain_path(config: Config, runtime: bool) -> Path:
 
 
 def client_sample(config: Config) -> Sample | None:
-    """Client sessions and bytes on HAProxy's frontends now; None when HAProxy is not there to ask."""
+    """Client sessions on HAProxy's frontends and the bytes it sent so far; None when HAProxy is not there."""
     rows, _ = read_stats(config.health.stats_socket, config.health.timeout)
     if rows is None:
         return None
-    view = summarize(rows)
-    return Sample(view.total_sessions, view.client_bytes)
+    try:
+        sent = total_bytes_out(haproxy_command(config.health.stats_socket, "show info", config.health.timeout))
+    except OSError:  # TimeoutError included: sessions alone then
+        sent = 0
+    return Sample(summarize(rows).total_sessions, sent)
 
 
 def wait_until(predicate: Callable[[], bool], deadline: float, interval: float = 0.1) -> bool:

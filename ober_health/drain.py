@@ -9,8 +9,11 @@ stop, a reboot or a rolling deploy for nothing. So the wait ends when no session
 made no progress for `stall` seconds (let go, reported), or at the deadline (let go, reported); it is the
 withdraw that decides whether the drain succeeded, not the sessions.
 
-Progress is read from HAProxy's own counters (`show stat`, the client frontends): sessions (`scur`)
-falling, or bytes in or out (`bin` + `bout`) growing.
+Progress is read from HAProxy itself: the client sessions of `show stat` (`scur` of the client frontends)
+changing, or the process's bytes sent (`TotalBytesOut` of `show info`, updated as data moves; the
+frontends' `bout` is only counted when a session ends) growing by at least `PROGRESS_BYTES` since the last
+progress. Health checks send bytes too, a few KiB per stall window on a usual node: the threshold keeps
+them from counting as progress (a node whose checks send more than that waits to its bound, as before).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 SETTLE_SECONDS = 1.0  # after ExaBGP's ack: the router withdraws the next hop from its FIB (lab: 1.5 ms)
 STALL_SECONDS = 2.0  # no session ended and no byte moved for this long: the sessions left are orphans
+PROGRESS_BYTES = 65536  # bytes HAProxy must send since the last progress to count as progress again
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class Sample:
     """HAProxy's client frontends at one moment."""
 
     sessions: int
-    bytes: int  # bin + bout, cumulative
+    bytes: int  # TotalBytesOut of `show info`: every byte HAProxy sent, cumulative
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ def wait_sessions(
     deadline: float,
     stall: float = STALL_SECONDS,
     interval: float = 0.2,
+    min_bytes: int = PROGRESS_BYTES,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SessionWait:
@@ -66,6 +71,7 @@ def wait_sessions(
     started = clock()
     last = sample()
     progress_at = started
+    mark = last.bytes if last is not None else 0  # bytes sent at the last progress
     while True:
         now = clock()
         if last is None or last.sessions == 0:
@@ -77,6 +83,19 @@ def wait_sessions(
         sleep(max(0.0, min(interval, deadline - now)))
         current = sample()
         # a session ended or came (a client still arrives: the router has not converged), or bytes moved
-        if current is None or current.sessions != last.sessions or current.bytes > last.bytes:
+        if current is None or current.sessions != last.sessions or current.bytes - mark >= min_bytes:
             progress_at = clock()
+            mark = current.bytes if current is not None else 0
         last = current
+
+
+def total_bytes_out(info: str) -> int:
+    """`TotalBytesOut` of HAProxy's `show info` (0 when absent: HAProxy before 2.3 has no such line)."""
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "TotalBytesOut":
+            try:
+                return int(value.strip())
+            except ValueError:
+                return 0
+    return 0

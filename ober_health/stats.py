@@ -44,7 +44,6 @@ class HaproxyView:
     error: str = ""
     backends: dict[str, BackendState] = field(default_factory=dict)
     client_sessions: dict[str, int] = field(default_factory=dict)  # frontend -> scur (client connections)
-    client_bytes: int = 0  # bin + bout of the client frontends, cumulative (`ober drain --wait`: progress)
 
     @property
     def total_sessions(self) -> int:
@@ -77,7 +76,6 @@ def summarize(rows: list[dict[str, str]]) -> HaproxyView:
         if name == "FRONTEND":
             if proxy not in LOCAL_FRONTENDS:
                 view.client_sessions[proxy] = _int(row.get("scur"))
-                view.client_bytes += _int(row.get("bin")) + _int(row.get("bout"))
         elif name == "BACKEND":
             sessions[proxy] = _int(row.get("scur"))
             servers.setdefault(proxy, [])

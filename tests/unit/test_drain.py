@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ober_health.drain import Sample, SessionWait, wait_sessions
-from ober_health.stats import summarize
+from ober_health.drain import Sample, SessionWait, total_bytes_out, wait_sessions
 
 
 class Clock:
@@ -43,7 +42,7 @@ def test_orphaned_sessions_are_let_go_after_the_stall_not_at_the_timeout() -> No
 
 def test_sessions_that_move_bytes_are_waited_for_until_they_end() -> None:
     """A download still served (bytes grow) holds the drain; it ends at 10 s and the wait ends with it."""
-    waited = run(lambda t: Sample(1, int(t * 1000)) if t < 10 else Sample(0, 10_000))
+    waited = run(lambda t: Sample(1, int(t * 100_000)) if t < 10 else Sample(0, 1_000_000))
     assert waited.left == 0 and not waited.stalled and 10.0 <= waited.seconds < 10.5
     assert waited.line(2.0).startswith("no client session left")
 
@@ -62,7 +61,7 @@ def test_the_deadline_still_bounds_sessions_that_keep_moving() -> None:
 
 def test_a_stall_then_progress_resets_the_stall() -> None:
     """Bytes stop for 1.5 s (less than `stall`) and resume: not let go at 2 s."""
-    waited = run(lambda t: Sample(2, 0 if t < 1.5 else int(t * 1000)) if t < 6 else Sample(0, 6000))
+    waited = run(lambda t: Sample(2, 0 if t < 1.5 else int(t * 100_000)) if t < 6 else Sample(0, 600_000))
     assert waited.left == 0 and waited.seconds >= 6.0
 
 
@@ -73,12 +72,13 @@ def test_no_sessions_or_no_haproxy_end_at_once() -> None:
     assert "does not answer" in gone.line(2.0)
 
 
-def test_progress_is_read_from_the_client_frontends_bytes_not_haproxys_own() -> None:
-    rows = [
-        {"pxname": "stats", "svname": "FRONTEND", "scur": "1", "bin": "900", "bout": "9000"},
-        {"pxname": "s3", "svname": "FRONTEND", "scur": "7", "bin": "100", "bout": "5000"},
-        {"pxname": "s3_v6", "svname": "FRONTEND", "scur": "1", "bin": "10", "bout": "20"},
-        {"pxname": "be_rgw", "svname": "BACKEND", "scur": "8", "bin": "5000", "bout": "100"},
-    ]
-    view = summarize(rows)
-    assert (view.total_sessions, view.client_bytes) == (8, 5130)
+def test_health_check_bytes_alone_are_not_progress() -> None:
+    """Orphans hold still while HAProxy's checks send ~1 KiB/s: that is not a client making progress."""
+    waited = run(lambda t: Sample(3, 10_000 + int(t * 1000)))
+    assert waited.stalled and waited.left == 3 and waited.seconds < 2.5
+
+
+def test_bytes_sent_are_read_from_show_info() -> None:
+    info = "Name: HAProxy\nVersion: 2.6.12\nTotalBytesOut: 529592\nTotalSplicdedBytesOut: 0\nBytesOutRate: 386528\n"
+    assert total_bytes_out(info) == 529_592
+    assert total_bytes_out("Name: HAProxy\nVersion: 2.2.0\n") == 0
