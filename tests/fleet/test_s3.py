@@ -406,8 +406,8 @@ def transfers_during(fleet: Fleet, event: str, act: Any) -> dict[str, Any]:
 def test_transfers_in_flight_while_a_node_drains(tentacle: Fleet) -> None:
     """`ober drain --wait` withdraws the node's VIPs, then waits for its client sessions to end. With the
     router's ECMP rehash (no resilient hashing here) a flow still on the node moves to another node and is
-    reset there, so the SDK retries; the node may keep an orphaned idle keep-alive session until HAProxy's
-    `timeout http-keep-alive` (30 s): `--wait` reports that truthfully. Recorded: what the client saw, and
+    reset there, so the SDK retries; the node keeps such orphaned sessions (HAProxy's timeouts would end them),
+    and `--wait` lets them go once they make no progress, and says so. Recorded: what the client saw, and
     what `ober drain --wait` said and how long it took."""
     fleet = tentacle
     said: list[str] = []
