@@ -59,7 +59,8 @@ def bundles_in(crt: str) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_file() and not p.name.endswith(COMPANIONS))
 
 
-def _not_after(path: Path) -> float | None:
+def not_after(path: Path) -> float | None:
+    """The end date (epoch) of the first certificate in a PEM file; None when there is none or it is unreadable."""
     decode: Any = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
     if decode is None:
         return None
@@ -84,16 +85,16 @@ def inspect_bundle(path: Path, now: float | None = None, companion_key: bool = T
     separate_key = companion_key and Path(str(path) + ".key").exists()
     if "PRIVATE KEY-----" not in text and not separate_key:
         return Bundle(str(path), "no private key in it (HAProxy needs certificate and key in one file)")
-    not_after = _not_after(path)
+    end = not_after(path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     key = str(path) + ".key" if "PRIVATE KEY-----" not in text else None
     try:
         context.load_cert_chain(str(path), key)
     except ssl.SSLError as exc:
         if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
-            return Bundle(str(path), "the private key does not match the certificate", not_after)
-        return Bundle(str(path), f"not loadable ({exc.reason or exc})", not_after)
-    if not_after is not None and not_after <= (time.time() if now is None else now):
-        ended = datetime.fromtimestamp(not_after, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        return Bundle(str(path), f"the certificate has expired (on {ended})", not_after)
-    return Bundle(str(path), "", not_after)
+            return Bundle(str(path), "the private key does not match the certificate", end)
+        return Bundle(str(path), f"not loadable ({exc.reason or exc})", end)
+    if end is not None and end <= (time.time() if now is None else now):
+        ended = datetime.fromtimestamp(end, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        return Bundle(str(path), f"the certificate has expired (on {ended})", end)
+    return Bundle(str(path), "", end)

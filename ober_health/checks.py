@@ -33,6 +33,22 @@ class CheckResult:
     # True for a failure that says HAProxy is dead (its health port refused the connection): it withdraws at
     # once instead of after `fall` (ober_health.machine); a reload keeps the listeners, so never refuses
     decisive: bool = False
+    # a failure's cause as one machine-readable word (metrics label `reason`; FAILURE_CODES); "" when ok
+    code: str = ""
+
+
+# Every `code` a failed check can carry, and what it means (README: Metrics; alert rules group by them).
+FAILURE_CODES = {
+    "haproxy_timeout": "HAProxy's health URL did not answer within the timeout (hung or overloaded)",
+    "haproxy_unreachable": "HAProxy's health URL refused or failed the connection (HAProxy down)",
+    "haproxy_status": "HAProxy's health URL answered, but not 200 (its monitor fail rule: no server UP)",
+    "stats_socket": "HAProxy's stats socket could not be read",
+    "backend_missing": "the VIP's backend is not in HAProxy's running config",
+    "backend_down": "fewer servers UP in the VIP's backend than min_up",
+    "not_checked": "the round had no result for the VIP",
+    "check_crashed": "the check raised an exception (a bug: the log has it)",
+    "other": "a failure without a cause of its own",
+}
 
 
 def http_get(url: str, timeout: float) -> tuple[int, bytes]:
@@ -96,15 +112,20 @@ def check_http(url: str, timeout: float) -> CheckResult:
     try:
         status = http_status(url, timeout)
     except TimeoutError:
-        return CheckResult(False, f"{url} did not answer within {timeout:g}s")
+        return CheckResult(False, f"{url} did not answer within {timeout:g}s", code="haproxy_timeout")
     except ConnectionRefusedError:
         # nothing listens on the port: HAProxy is gone (its master-worker reload hands the listening sockets
         # over, so a reload never refuses); a timeout or an error status may be a moment's trouble, this not
-        return CheckResult(False, f"{url} unreachable (Connection refused): HAProxy is not running", decisive=True)
+        return CheckResult(
+            False,
+            f"{url} unreachable (Connection refused): HAProxy is not running",
+            decisive=True,
+            code="haproxy_unreachable",
+        )
     except OSError as exc:
-        return CheckResult(False, f"{url} unreachable ({short_error(exc)})")
+        return CheckResult(False, f"{url} unreachable ({short_error(exc)})", code="haproxy_unreachable")
     if status != 200:
-        return CheckResult(False, f"{url} answered {status}")
+        return CheckResult(False, f"{url} answered {status}", code="haproxy_status")
     return CheckResult(True, f"{url} answered 200")
 
 
@@ -224,10 +245,10 @@ def check_backend(backends: dict[str, Servers] | None, stats_error: str, vip: Vi
     if vip.backend is None:
         return CheckResult(True, "no backend to count")
     if backends is None:
-        return CheckResult(False, f"stats socket: {stats_error}")
+        return CheckResult(False, f"stats socket: {stats_error}", code="stats_socket")
     servers = backends.get(vip.backend)
     if servers is None:
-        return CheckResult(False, f"backend {vip.backend} not found in HAProxy")
+        return CheckResult(False, f"backend {vip.backend} not found in HAProxy", code="backend_missing")
     if servers.up >= vip.min_up:
         return CheckResult(True, f"backend {vip.backend} has {servers.up}/{servers.total} server(s) UP")
     if servers.up + servers.initializing >= vip.min_up:
@@ -238,7 +259,9 @@ def check_backend(backends: dict[str, Servers] | None, stats_error: str, vip: Vi
             known=False,
         )
     return CheckResult(
-        False, f"backend {vip.backend} has {servers.up}/{servers.total} server(s) UP, needs {vip.min_up}"
+        False,
+        f"backend {vip.backend} has {servers.up}/{servers.total} server(s) UP, needs {vip.min_up}",
+        code="backend_down",
     )
 
 
@@ -297,6 +320,7 @@ class CheckRound:
     drain: str  # why every VIP must be down now ("" when not drained)
     drain_problems: tuple[str, ...]
     results: dict[str, CheckResult]
+    duration: float | None = None  # seconds the round took (metrics: ober_check_duration_seconds)
 
 
 def run_checks(config: Config, started: float | None = None) -> CheckRound:
@@ -317,12 +341,12 @@ def run_checks(config: Config, started: float | None = None) -> CheckRound:
     except Exception as exc:  # a crash in the HAProxy checks fails every VIP, and never loses the drain state
         log.exception("HAProxy checks failed")
         results = dict.fromkeys((vip.prefix for vip in config.vips), crashed(exc))
-    return CheckRound(began, began_at, drain, tuple(problems), results)
+    return CheckRound(began, began_at, drain, tuple(problems), results, time.monotonic() - began)
 
 
 def crashed(exc: Exception) -> CheckResult:
     """The result of a check that raised: failed, with the exception in the reason (never a dead checker)."""
-    return CheckResult(False, f"check failed: {type(exc).__name__}: {exc}")
+    return CheckResult(False, f"check failed: {type(exc).__name__}: {exc}", code="check_crashed")
 
 
 def _haproxy_results(config: Config) -> dict[str, CheckResult]:
@@ -330,7 +354,8 @@ def _haproxy_results(config: Config) -> dict[str, CheckResult]:
     health = config.health
     http = check_http(health.haproxy_url, health.timeout)
     if http.decisive and not health.watch_haproxy:
-        http = CheckResult(False, http.reason)  # polling only: a refusal counts toward `fall` like any failure
+        # polling only: a refusal counts toward `fall` like any failure
+        http = CheckResult(False, http.reason, code=http.code)
     if not http.ok:
         # a dead or hung HAProxy fails every VIP; asking its stats socket would only cost another timeout
         return {vip.prefix: http for vip in config.vips}

@@ -8,7 +8,7 @@ the others only post events to its queue:
     checker          one check round at a time, when the decider asks (a hung HAProxy blocks only this thread)
     signal handler   SIGTERM/SIGINT as an event (queue.SimpleQueue.put: reentrant, takes no lock)
     master watch     HAProxy's master exiting (a pidfd: ober_health.masterwatch), unless watch_haproxy = false
-    status endpoint  serves the last published state on loopback (decides and writes nothing)
+    status endpoint  serves the last published state on loopback, as JSON and as Prometheus metrics
 
 Exits: stdin EOF (ExaBGP is gone: exit at once); SIGTERM/SIGINT/`shutdown` from ExaBGP (withdraw every
 announced VIP, wait a bounded time for the acks, exit 0 - ExaBGP SIGKILLs us 2 s later).
@@ -34,6 +34,8 @@ from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_co
 from ober_health.endpoint import start_endpoint
 from ober_health.exabgp import EventKind, parse_line
 from ober_health.masterwatch import MasterWatch
+from ober_health.metrics import certificate_expiries
+from ober_health.paths import PATHS
 from ober_health.program import CheckDone, HealthProgram, Input, Signalled, StdinClosed
 from ober_health.sdnotify import Notifier
 
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     _install_signal_handlers(events)
     rest = stale_answers(events)
     threading.Thread(target=read_stdin, args=(events, 0, rest), name="stdin", daemon=True).start()
-    endpoint = start_endpoint(config.health.status_listen)
+    endpoint = start_endpoint(config.health.status_listen, lambda: certificate_expiries(PATHS.public_certs_dir))
     program = HealthProgram(
         config,
         _write_stdout,

@@ -27,6 +27,9 @@ class NodePaths:
     state_file: str = "/run/ober/state.json"
     haproxy_config: str = "/etc/haproxy/haproxy.cfg"
     certs_dir: str = "/etc/haproxy/certs"
+    # the bundles' certificates without keys (0644): ober-health, unprivileged, reads their end dates for its
+    # metrics (ober_certificate_expiry_timestamp_seconds); the bundles are root's alone
+    public_certs_dir: str = "/etc/ober/certs"
     frontend_acl: str = "/etc/haproxy/ober-frontend.acl"
     admin_socket: str = "/run/haproxy/admin.sock"  # operators (root): level admin
     ober_socket: str = "/run/haproxy/ober.sock"  # ober-health and `ober`: level user, group `user`

@@ -48,6 +48,7 @@ from ober_health.exabgp import (
 )
 from ober_health.machine import Change, Route, VipMachine
 from ober_health.masterwatch import MasterExited, MasterWatched
+from ober_health.metrics import DurationHistogram
 from ober_health.sessions import SessionBook
 from ober_health.statefile import STATE_VERSION, ExabgpState, SessionState, State, VipState, encode, write_bytes
 
@@ -133,6 +134,8 @@ class HealthProgram:
         self.vips = {vip.prefix: vip for vip in config.vips}
         self.machines = {vip.prefix: VipMachine(rise=self.health.rise, fall=self.health.fall) for vip in config.vips}
         self.commands = {vip.prefix: VipCommand() for vip in config.vips}
+        self.failures: dict[str, dict[str, int]] = {vip.prefix: {} for vip in config.vips}  # by cause
+        self.durations = DurationHistogram()
         self.held: dict[str, set[str]] = {}  # ExaBGP's adj-rib-out at the last read: prefix -> peers
         self.sessions = SessionBook.from_peers(config.peers)
         self.conversation = Conversation()
@@ -394,8 +397,13 @@ class HealthProgram:
         self.drain_problems = checks.drain_problems
         # a round begun before HAProxy's master exited may have seen it alive: its good results count nothing
         stale = self.master_exited_at is not None and checks.started < self.master_exited_at
+        if checks.duration is not None:
+            self.durations.observe(checks.duration)
         for prefix, machine in self.machines.items():
-            result = checks.results.get(prefix) or CheckResult(False, "not checked")
+            result = checks.results.get(prefix) or CheckResult(False, "not checked", code="not_checked")
+            if not result.ok and result.known:
+                failures = self.failures[prefix]
+                failures[result.code or "other"] = failures.get(result.code or "other", 0) + 1
             change = machine.observe(
                 result.ok,
                 result.reason,
@@ -488,6 +496,7 @@ class HealthProgram:
                 command=record.command,
                 acked=record.acked,
                 held_by=sorted(self.held.get(prefix, ())),
+                failures=dict(self.failures[prefix]),
             )
         sessions = {
             address: SessionState(
@@ -526,6 +535,7 @@ class HealthProgram:
             ),
             sessions=sessions,
             vips=vips,
+            checks=self.durations.as_state(),
         )
 
     def publish(self) -> None:

@@ -33,6 +33,7 @@ class VipState(TypedDict):
     command: str | None  # the last command sent for it ("announce"/"withdraw"), None if none yet
     acked: bool | None  # ExaBGP answered it: True `done` (or its adj-rib-out agrees), False `error`, None waiting
     held_by: list[str]  # peers whose adj-rib-out held it at the last read
+    failures: dict[str, int]  # failed checks since start, by cause (checks.FAILURE_CODES)
 
 
 class SessionState(TypedDict):
@@ -54,6 +55,15 @@ class ExabgpState(TypedDict):
     reconciled: str  # how this process started: what it found in ExaBGP's adj-rib-out
 
 
+class CheckTimes(TypedDict):
+    """How long the check rounds took since start, as a histogram (metrics.DURATION_BUCKETS)."""
+
+    count: int
+    sum: float
+    buckets: list[int]  # rounds per bucket (not cumulative), one more than the bounds: the last is +Inf
+    last: float | None  # the last round's duration
+
+
 class State(TypedDict):
     version: int
     program: str
@@ -72,6 +82,7 @@ class State(TypedDict):
     exabgp: ExabgpState
     sessions: dict[str, SessionState]
     vips: dict[str, VipState]
+    checks: CheckTimes
 
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {

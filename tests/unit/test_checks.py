@@ -343,9 +343,13 @@ def test_check_backend_against_live_stats(haproxy: Haproxy) -> None:
     vip = VipConfig("203.0.113.10/32", backend="be_app", min_up=1)
     assert check_backend(backends, "", vip) == CheckResult(True, "backend be_app has 1/2 server(s) UP")
     two = VipConfig("203.0.113.10/32", backend="be_app", min_up=2)
-    assert check_backend(backends, "", two) == CheckResult(False, "backend be_app has 1/2 server(s) UP, needs 2")
+    assert check_backend(backends, "", two) == CheckResult(
+        False, "backend be_app has 1/2 server(s) UP, needs 2", code="backend_down"
+    )
     missing = VipConfig("203.0.113.10/32", backend="be_missing")
-    assert check_backend(backends, "", missing) == CheckResult(False, "backend be_missing not found in HAProxy")
+    assert check_backend(backends, "", missing) == CheckResult(
+        False, "backend be_missing not found in HAProxy", code="backend_missing"
+    )
     assert check_backend(backends, "", VipConfig("203.0.113.10/32")).ok  # no backend: nothing to count
 
 

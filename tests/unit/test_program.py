@@ -181,11 +181,18 @@ class Harness:
                 started, started_at = self.clock.mono, self.clock.wall
                 self.clock.advance(self.check_seconds)
                 results = {
-                    prefix: CheckResult(ok, "ok" if ok else "refused" if self.refused else "503", True, self.refused)
+                    prefix: CheckResult(
+                        ok,
+                        "ok" if ok else "refused" if self.refused else "503",
+                        True,
+                        self.refused,
+                        code="" if ok else "haproxy_unreachable" if self.refused else "haproxy_status",
+                    )
                     for prefix, ok in self.ok.items()
                 }
                 self.checks += 1
-                self.program.handle(CheckDone(CheckRound(started, started_at, self.drain, (), results)))
+                checks = CheckRound(started, started_at, self.drain, (), results, self.check_seconds)
+                self.program.handle(CheckDone(checks))
             else:
                 wake = min(self.program.next_wakeup(), end)
                 self.clock.advance(max(0.001, wake - self.clock.mono))
