@@ -21,6 +21,7 @@ class _Required:
 
 
 REQUIRED: Any = _Required()  # no default: the inventory must say it
+METRICS_ALLOW_DEFAULT = ("127.0.0.0/8", "::1/128")  # loopback only, as HAProxy's stats frontend
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,13 @@ KEYS: tuple[Key, ...] = (
     Key("ober_wheels_dir", None, "a directory of prebuilt wheels, for a controller without a package index"),
     Key("ober_check_dns", True, "resolve backend names on the controller before deploying"),
     Key("ober_maxconn", 100000, "HAProxy's global connection limit (lowered to the node's descriptor limit)"),
+    Key(
+        "ober_metrics_bind",
+        None,
+        "`address:port` (IPv6 `[address]:port`) where a site's Prometheus scrapes HAProxy's `/metrics` and"
+        " ober-health's `/metrics/health` (none: on loopback only; see Metrics)",
+    ),
+    Key("ober_metrics_allow", list(METRICS_ALLOW_DEFAULT), "source prefixes answered there; others get 403"),
 )
 BY_NAME = {key.name: key for key in KEYS}
 KNOWN_KEYS = frozenset(BY_NAME)

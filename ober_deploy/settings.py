@@ -27,7 +27,7 @@ from typing import Any
 
 import hostlist
 
-from ober_deploy.keys import KNOWN_KEYS, value
+from ober_deploy.keys import KNOWN_KEYS, METRICS_ALLOW_DEFAULT, value
 from ober_deploy.tls import certificate_problem
 from ober_health.config import (
     NOT_SET,
@@ -51,6 +51,8 @@ from ober_health.paths import PATHS, NodePaths
 KEY_PREFIX = "ober_"
 DEFAULT_BACKEND = "be_rgw"  # the HAProxy backend of `ober_backends`, for every VIP without a pool of its own
 HSTS_MAX_AGE_RANGE = (0, 63072000)  # off .. two years (Mozilla's recommended value)
+# ports the node already serves: S3 on the VIPs, HAProxy's stats frontend and ober-health's status endpoint
+_METRICS_PORTS_TAKEN = {80: "the S3 frontend", 443: "the S3 frontend", 8404: "HAProxy's stats", 8405: "ober-health"}
 _HOSTNAME = re.compile(  # fullmatch: `$` would accept a trailing newline
     r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
@@ -121,6 +123,8 @@ class NodeSettings:
     maxconn: int
     pools: tuple[Pool, ...] = field(default=())  # the first is `ober_backends` (DEFAULT_BACKEND)
     hsts_max_age: int = 0  # Strict-Transport-Security on TLS responses; 0: no header
+    metrics_bind: str | None = None  # "address:port" (IPv6 in brackets) of the metrics frontend; None: none
+    metrics_allow: tuple[str, ...] = METRICS_ALLOW_DEFAULT  # sources it answers (prefixes)
 
     @property
     def backend_names(self) -> tuple[str, ...]:
@@ -183,6 +187,30 @@ def _bool(c: _Collector, key: str, value: Any) -> bool:
         c.add(key, value, "is not true or false")
         return False
     return value
+
+
+def _listen(c: _Collector, key: str, value: Any) -> str | None:
+    """`address:port` (IPv6 as `[address]:port`) as HAProxy's `bind` wants it, or None (with a problem)."""
+    host, sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if not sep or not (port.isascii() and port.isdigit()) or (":" in host and not bracketed):
+        c.add(key, value, "is not address:port (IPv6 as [address]:port)")
+        return None
+    address = host[1:-1] if bracketed else host
+    if not _is_ip(address) or "%" in address:
+        c.add(key, value, f"is not address:port ({address!r} is not an IP address)")
+        return None
+    address = str(ipaddress.ip_address(address))
+    if bracketed != (":" in address):
+        c.add(key, value, "is not address:port (IPv6 as [address]:port)")
+        return None
+    if not 1 <= int(port) <= 65535:
+        c.add(key, value, "has a port out of range (1..65535)")
+        return None
+    if int(port) in _METRICS_PORTS_TAKEN:
+        c.add(key, value, f"has port {int(port)}, {_METRICS_PORTS_TAKEN[int(port)]}'s: choose another (e.g. 9101)")
+        return None
+    return f"[{address}]:{int(port)}" if bracketed else f"{address}:{int(port)}"
 
 
 def _networks(c: _Collector, key: str, value: Any, resolver: Resolver) -> tuple[str, ...]:
@@ -538,6 +566,13 @@ def node_settings(
             "ober_hsts_max_age", hsts_max_age, "is set, but ober_tls_certificates is empty: no TLS response to carry it"
         )
 
+    metrics_bind = value(data, "ober_metrics_bind")
+    if metrics_bind is not None:
+        metrics_bind = _listen(c, "ober_metrics_bind", metrics_bind)
+    metrics_allow = _networks(c, "ober_metrics_allow", value(data, "ober_metrics_allow"), resolver)
+    if not metrics_allow and not any(line.startswith("ober_metrics_allow") for line in c.errors):
+        c.add("ober_metrics_allow", value(data, "ober_metrics_allow"), "is empty: no Prometheus could scrape the node")
+
     if 6 in families and local_ipv6 is None:
         c.add("ober_local_ipv6", None, "is needed for the IPv6 session (the node's own IPv6 address)")
 
@@ -568,6 +603,8 @@ def node_settings(
         maxconn=maxconn,
         pools=pools,
         hsts_max_age=hsts_max_age,
+        metrics_bind=metrics_bind,
+        metrics_allow=metrics_allow,
     )
 
 

@@ -627,3 +627,39 @@ def test_a_fleet_asks_the_resolver_once_per_name(monkeypatch: pytest.MonkeyPatch
     hosts = [(f"n{i}", site_data(ober_router_id=f"198.51.100.{10 + i}"), None) for i in range(5)]
     assert len(validate_inventory(hosts)) == 5
     assert sorted(asked) == ["rgw01.internal", "rgw02.internal"]
+
+
+# ---- the metrics frontend (ober_metrics_bind, ober_metrics_allow)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "value_text", "why"),
+    [
+        ("ober_metrics_bind", "198.51.100.11", "'198.51.100.11'", "address:port"),
+        ("ober_metrics_bind", "198.51.100.300:9101", "'198.51.100.300:9101'", "not an IP address"),
+        ("ober_metrics_bind", "metrics.example:9101", "'metrics.example:9101'", "not an IP address"),
+        ("ober_metrics_bind", "2001:db8::11:9101", "'2001:db8::11:9101'", "[address]:port"),
+        ("ober_metrics_bind", "[198.51.100.11]:9101", "'[198.51.100.11]:9101'", "[address]:port"),
+        ("ober_metrics_bind", "198.51.100.11:65536", "'198.51.100.11:65536'", "out of range"),
+        ("ober_metrics_bind", "198.51.100.11:8404", "'198.51.100.11:8404'", "HAProxy's stats"),
+        ("ober_metrics_bind", "198.51.100.11:443", "'198.51.100.11:443'", "the S3 frontend"),
+        ("ober_metrics_bind", 9101, "9101", "address:port"),
+        ("ober_metrics_allow", ["198.51.100.1/24"], "'198.51.100.1/24'", "prefix without host bits"),
+        ("ober_metrics_allow", [], "[]", "no Prometheus could scrape"),
+    ],
+)
+def test_metrics_keys_are_named_with_host_key_and_value(key: str, value: Any, value_text: str, why: str) -> None:
+    problems = problems_of(site_data(**{key: value}))
+    named = "ober_metrics_allow[0]" if value == ["198.51.100.1/24"] else key
+    assert why in line_for(problems, named, value_text)
+
+
+def test_metrics_default_to_loopback_only_and_take_both_families() -> None:
+    node = settings_of(site_data())
+    assert node.metrics_bind is None and node.metrics_allow == ("127.0.0.0/8", "::1/128")
+    node = settings_of(
+        site_data(ober_metrics_bind="[2001:db8:100::11]:9101", ober_metrics_allow="198.51.100.0/24, 2001:db8::/32")
+    )
+    assert node.metrics_bind == "[2001:db8:100::11]:9101"
+    assert node.metrics_allow == ("198.51.100.0/24", "2001:db8::/32")
+    assert settings_of(site_data(ober_metrics_bind="0.0.0.0:9101")).metrics_bind == "0.0.0.0:9101"
