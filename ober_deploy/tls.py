@@ -84,3 +84,9 @@ def chain_problem(openssl: str, certificates: list[str]) -> str:
                 f"{index} ({names[index - 1][1]}): the chain is out of order or holds a stranger"
             )
     return ""
+
+
+def public_part(path: Path) -> str:
+    """The certificates of a bundle without its key: the copy a node keeps readable by everyone, so that the
+    unprivileged ober-health can report the end date (the bundle itself is root's alone, mode 0600)."""
+    return "".join(block + "\n" for block in _PEM_CERTIFICATE.findall(path.read_text(errors="replace")))

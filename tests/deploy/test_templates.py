@@ -175,6 +175,9 @@ def inventories(bundles: Bundles) -> dict[str, dict[str, Any]]:
                 {"prefix": VIP_V6, "backend": "be_swift", "min_up": 2},
             ]
         ),
+        "metrics-off-the-node": dual_stack(
+            ober_metrics_bind="[::]:9101", ober_metrics_allow=["198.51.100.0/24", "2001:db8:100::/64"], **tls
+        ),
     }
 
 
@@ -188,6 +191,7 @@ def inventories(bundles: Bundles) -> dict[str, dict[str, Any]]:
         "bfd-peers",
         "prod-ingress01",
         "per-vip-backends",
+        "metrics-off-the-node",
     ]
 )
 def node(request: pytest.FixtureRequest, bundles: Bundles, tmp_path: Path) -> Rendered:
@@ -259,6 +263,32 @@ def test_haproxy_whitelist_rule_only_with_a_whitelist(node: Rendered) -> None:
     assert (rule in frontend) == bool(networks)
     acl = [line for line in node.live["whitelist.acl.j2"].splitlines() if line and not line.startswith("#")]
     assert acl == networks
+
+
+def test_haproxy_metrics_frontend_only_with_a_metrics_bind(node: Rendered) -> None:
+    config = node.live["haproxy.cfg.j2"]
+    bind = node.data.get("ober_metrics_bind")
+    assert ("frontend metrics" in config) == bool(bind) == ("backend ober_health_metrics" in config)
+    stats = section(config, "frontend stats")
+    exporter = "http-request use-service prometheus-exporter if { path /metrics }"
+    assert "bind 127.0.0.1:8404" in stats and exporter in stats  # loopback, as before, with or without the keys
+    if not bind:
+        return
+    allowed = node.data["ober_metrics_allow"]
+    assert section(config, "frontend metrics") == [
+        f"bind {bind}",
+        *(f"acl metrics_client src {network}" for network in allowed),
+        "http-request deny if !metrics_client",
+        "http-request deny unless { path /metrics /metrics/health }",
+        "http-request use-service prometheus-exporter if { path /metrics }",
+        "default_backend ober_health_metrics",
+    ]
+    assert section(config, "backend ober_health_metrics") == [
+        "http-request set-path /metrics",
+        "server ober-health 127.0.0.1:8405",  # health.toml's default status_listen
+    ]
+    health = load_config(node.tmp / "health.toml")
+    assert health.health.status_listen == "127.0.0.1:8405"
 
 
 def test_haproxy_balances_over_every_backend_with_the_health_check(node: Rendered) -> None:
@@ -681,3 +711,15 @@ def test_sh_n_fails_on_a_broken_script(bundles: Bundles, tmp_path: Path) -> None
     script = Path(node.paths.vips_script)
     script.write_text(script.read_text().replace("esac", "", 1))
     assert run(["sh", "-n", str(script)]).returncode != 0
+
+
+def test_the_public_copy_of_a_bundle_has_its_certificates_and_no_key(bundles: Bundles, tmp_path: Path) -> None:
+    """tasks/tls.py: what ober-health reads the end date from (the bundle itself is root's alone)."""
+    from ober_deploy.tls import public_part
+    from ober_health.certs import not_after
+
+    copy = tmp_path / bundles.good.name
+    copy.write_text(public_part(bundles.good))
+    text = copy.read_text()
+    assert "PRIVATE KEY" not in text and text.count("-----BEGIN CERTIFICATE-----") >= 1
+    assert not_after(copy) is not None and not_after(copy) == not_after(bundles.good)
