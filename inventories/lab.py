@@ -24,6 +24,8 @@ _ROUTER_IPV4 = "198.51.100.1"
 _ROUTER_IPV6 = "2001:db8:100::1"
 _DEFAULT_VIPS = ["203.0.113.10/32", "2001:db8:203::10/128"]
 _DEFAULT_BACKENDS = "rgw[01-02].lab.example:7480"  # lab/rgw.py: radosgw gateways in their own namespaces
+_METRICS_PORT = 9101  # each node's metrics address (HAProxy's and ober-health's), for the site's Prometheus
+_DEFAULT_METRICS_ALLOW = ["198.51.100.110/32", "2001:db8:100::110/128"]  # the lab's controller
 
 
 def _fleet() -> dict[str, Any]:
@@ -59,6 +61,7 @@ def _node(node: dict[str, str]) -> tuple[str, dict[str, Any]]:
             "ober_router_id": node["ipv4"],
             "ober_local_ipv4": node["ipv4"],
             "ober_local_ipv6": node["ipv6"],
+            "ober_metrics_bind": f"{node['ipv4']}:{_METRICS_PORT}",
         },
     )
 
@@ -75,5 +78,6 @@ ingress = (
         "ober_backends": _FLEET.get("backends", _DEFAULT_BACKENDS),
         "ober_http": True,  # the lab's clients use plain HTTP on port 80 (and TLS on 443)
         "ober_tls_certificates": [_FLEET["tls"]] if _FLEET.get("tls") else [],
+        "ober_metrics_allow": _FLEET.get("metrics_allow", _DEFAULT_METRICS_ALLOW),
     },
 )

@@ -39,7 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lab.netns import ROUTER_IPV4, ROUTER_IPV6, LabNetwork
+from lab.netns import ROUTER_IPV4, ROUTER_IPV6, LabNetwork, node_ipv4, node_ipv6
 from lab.nspawn import NspawnNode, make_lab_key
 from lab.procs import Supervisor, netns_exec, run, wait_for
 from lab.rgw import DOMAIN, RgwSite
@@ -286,6 +286,8 @@ class Fleet:
             "vips": list(VIPS),
             "backends": self.rgw.hostlist,
             "nodes": [{"name": n.name, "ipv4": n.host.ipv4, "ipv6": n.host.ipv6} for n in self.nodes.values()],
+            # the site's Prometheus scrapes from the controller's namespace; the router's is refused
+            "metrics_allow": [f"{node_ipv4(CONTROLLER_INDEX)}/32", f"{node_ipv6(CONTROLLER_INDEX)}/128"],
         }
         self.spec_path.write_text(json.dumps(spec, indent=2) + "\n")
         return self.spec_path

@@ -15,16 +15,20 @@ from collections.abc import Iterator
 import pytest
 
 from lab.fleet import VIPS, Fleet, vip_address
+from lab.netns import ROUTER_IPV4, ROUTER_IPV6
 from lab.nspawn import NspawnNode
 from lab.procs import netns_exec, wait_for
 from tests.conftest import record_figure
 from tests.fleet.conftest import EXABGP, start_fleet, stop_fleet
 from tests.fleet.test_node_truth import cut_backends
+from tests.unit.test_metrics import parse, value
 
 pytestmark = pytest.mark.fleet
 
 BUNDLE = "/etc/haproxy/certs/s3.lab.example.pem"
+PUBLIC_COPY = "/etc/ober/certs/s3.lab.example.pem"  # its certificate without the key (ober-health reads it)
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+METRICS_PORT = 9101  # inventories/lab.py: ober_metrics_bind, allowed from the controller only
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +203,38 @@ def test_logs_by_service_and_exabgp_starts_without_noise(fleet: Fleet, node: Nsp
     assert health_lines and all("ober-health[" in line for line in health_lines), health.stdout[-2000:]
     assert "ober-health[" not in bgp.stdout and "exabgp" in bgp.stdout, bgp.stdout[-2000:]
     assert "haproxy" in haproxy.stdout.lower() and "ober-health[" not in haproxy.stdout, haproxy.stdout[-2000:]
+
+
+def scrape(namespace: str, url: str) -> tuple[int, str]:
+    """(HTTP status, body) of a GET from another namespace, as a site's Prometheus would fetch it; 0: no answer."""
+    argv = ["curl", "-s", "--max-time", "5", "-o", "-", "-w", "\n%{http_code}", url]
+    result = subprocess.run(netns_exec(namespace, *argv), capture_output=True, text=True, timeout=30, check=False)
+    body, _, code = result.stdout.rpartition("\n")
+    return int(code) if code.isdigit() else 0, body
+
+
+def test_metrics_scraped_from_outside_by_an_allowed_source_and_refused_to_another(
+    fleet: Fleet, node: NspawnNode
+) -> None:
+    base = f"http://{node.host.ipv4}:{METRICS_PORT}"
+    started = time.monotonic()
+    code, exporter = scrape(fleet.controller, f"{base}/metrics")
+    record_figure("fleet: HAProxy's /metrics scraped from the controller", time.monotonic() - started)
+    assert code == 200, exporter[-2000:]
+    assert 'haproxy_backend_active_servers{proxy="be_rgw"} 2' in exporter, exporter[-2000:]
+    code, health = scrape(fleet.controller, f"{base}/metrics/health")
+    assert code == 200, health[-2000:]
+    _, samples = parse(health)
+    for vip in VIPS:
+        assert value(samples, "ober_vip_announced", vip=vip) == 1, health
+    for peer in (ROUTER_IPV4, ROUTER_IPV6):
+        assert value(samples, "ober_bgp_session_up", peer=peer, asn="65000") == 1, health
+    expiry = value(samples, "ober_certificate_expiry_timestamp_seconds", path=PUBLIC_COPY)
+    assert expiry > time.time() + 14 * 86400, health  # the lab CA's certificate: the alert would not fire
+    assert value(samples, "ober_check_duration_seconds_count") >= 1, health
+    # the router's namespace is not in ober_metrics_allow: refused, whatever it asks
+    for path in ("/metrics", "/metrics/health", "/state"):
+        code, body = scrape(fleet.router_ns, f"{base}{path}")
+        assert code == 403, f"{path} from the router: {code} {body[:200]}"
+    code, body = scrape(fleet.controller, f"{base}/state")  # an allowed source gets the metrics paths only
+    assert code == 403, body[:200]
