@@ -13,7 +13,7 @@ from typing import Any
 from ober_health.checks import read_stats, up_servers
 from ober_health.config import Config
 
-LOCAL_FRONTENDS = ("stats", "fe_stats", "health")  # HAProxy's own page and /health: not client traffic
+LOCAL_FRONTENDS = ("stats", "fe_stats", "health", "metrics")  # stats page, /health, Prometheus: not client traffic
 
 
 @dataclass(frozen=True)

@@ -209,3 +209,15 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_prometheus_scrapes_are_not_client_sessions() -> None:
+    """haproxy.cfg's `frontend metrics` (ober_metrics_bind) is not S3 traffic: `ober status` leaves it out."""
+    from ober_health.stats import summarize
+
+    rows = [
+        {"pxname": "s3", "svname": "FRONTEND", "scur": "3"},
+        {"pxname": "metrics", "svname": "FRONTEND", "scur": "1"},
+        {"pxname": "ober_health_metrics", "svname": "BACKEND", "scur": "1"},
+    ]
+    assert summarize(rows).client_sessions == {"s3": 3}
