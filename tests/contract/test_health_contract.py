@@ -718,7 +718,9 @@ def test_sigterm_while_haproxy_hangs_still_withdraws_within_2s(start: StartProgr
 def test_sigterm_before_anything_is_announced_withdraws_nothing(start: StartProgram, health: HealthServer) -> None:
     health.status = 503
     program = start()
-    wait_for(program.files.state.exists, "the first loop")
+    # the state file exists from the start, before ExaBGP's adj-rib-out was read: a SIGTERM then must withdraw
+    # every VIP (nothing is known); after the first loop nothing was announced, so nothing is withdrawn
+    wait_for(lambda: program.files.state.exists() and program.state()["loops"] >= 1, "the first loop")
     program.proc.send_signal(signal.SIGTERM)
     assert program.wait_exit(2.0) == 0
     assert program.seen == []
