@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -131,10 +130,16 @@ class HealthConfig:
         )
 
     @property
-    def watchdog_seconds(self) -> int:
-        """systemd's WatchdogSec for the unit that runs ober-health: one check loop costs at most
-        interval + 2 x timeout (HTTP check, stats socket); four missed loops and the unit is killed."""
-        return max(3, math.ceil(4 * (self.interval + 2 * self.timeout)))
+    def watchdog_seconds(self) -> float:
+        """systemd's WatchdogSec for the unit that runs ober-health, in seconds (to the millisecond).
+
+        One check loop costs at most interval + 2 x timeout: every I/O in it is bounded by `timeout` (the
+        HTTP check, the stats socket), and the decider only waits on its queue. Two such loops without a
+        ping and the unit is killed: 2.4 s at the default timers, so a hung health program loses its
+        routes within 3 s. The worst gap between pings measured under load (bench/watchdoggap.py: 611 ms
+        at load 7-8 with reloads) leaves 3.9x margin; a floor of 2 s keeps fast timers from a hair trigger.
+        """
+        return max(2.0, round(2 * (self.interval + 2 * self.timeout), 3))
 
 
 @dataclass(frozen=True)
