@@ -18,11 +18,9 @@ for task in (
     "users",  # the unprivileged account of ExaBGP and ober-health, /etc/ober
     "kernel",  # sysctl.d tuning (skipped keys noticed in containers), hardware watchdog
     "vips",  # the VIPs on a dummy interface, before HAProxy starts
-    "health",  # wheels uploaded, venv with ExaBGP and ober-health, health.toml
-    "whitelists",  # ACL files HAProxy reads
-    "tls",  # certificate bundles, 0600
-    "haproxy",  # haproxy.cfg (validated, then swapped), seamless reload
+    "health",  # wheels uploaded, venv with ExaBGP and ober-health
+    "haproxy",  # its inputs (whitelist ACL, TLS bundles 0600), haproxy.cfg (validated, swapped), one reload
     "bfd",  # FRR bfdd for peers with bfd: true
-    "exabgp",  # exabgp.conf (validated), exabgp.service, rolling restart
+    "exabgp",  # exabgp.conf and health.toml (validated), exabgp.service, rolling restart
 ):
     local.include(f"tasks/{task}.py")

@@ -112,10 +112,12 @@ class FastNode:
         return master
 
     def write_configs(self) -> None:
-        """haproxy.cfg, exabgp.conf and health.toml from the deploy's templates, as tasks/*.py render them."""
+        """haproxy.cfg (and its whitelist ACL file), exabgp.conf and health.toml from the deploy's templates, as
+        tasks/*.py render them."""
         data = template_data(self.ober, self.paths, threads=1, maxconn=self.ober.maxconn, haproxy=local_haproxy())
         for template, path in (
             ("haproxy.cfg.j2", self.paths.haproxy_config),
+            ("whitelist.acl.j2", self.paths.frontend_acl),
             ("exabgp.conf.j2", self.paths.exabgp_config),
             ("health.toml.j2", self.paths.health_config),
         ):

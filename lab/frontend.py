@@ -45,18 +45,17 @@ IN_MOUNT_NAMESPACE = (
 
 def render_config(settings: NodeSettings, workdir: Path, seen_as: Path, haproxy_version: str) -> str:
     """templates/haproxy.cfg.j2 rendered with the data tasks/haproxy.py passes for a node whose HAProxy says
-    `haproxy_version` (`haproxy -v`), its own files (certificates, sockets) put in `workdir`, which HAProxy
-    sees as `seen_as` (the same directory, or where it is mounted in a chroot)."""
+    `haproxy_version` (`haproxy -v`), its own files (certificates, whitelist ACL, sockets) put in `workdir`,
+    which HAProxy sees as `seen_as` (the same directory, or where it is mounted in a chroot)."""
     certs = workdir / "certs"
     certs.mkdir(exist_ok=True)
     for bundle in settings.tls_certificates:
         (certs / bundle.name).write_bytes(bundle.read_bytes())
     # the group of ober's socket is `haproxy`: `ober` exists on a node, not here
     paths = lab_paths(seen_as, Path(sys.prefix))
-    return render(
-        "haproxy.cfg.j2",
-        template_data(settings, paths, threads=1, maxconn=1000, haproxy=haproxy_features(haproxy_version)),
-    )
+    data = template_data(settings, paths, threads=1, maxconn=1000, haproxy=haproxy_features(haproxy_version))
+    (workdir / Path(paths.frontend_acl).name).write_text(render("whitelist.acl.j2", data))  # the whitelist
+    return render("haproxy.cfg.j2", data)
 
 
 def inventory(**overrides: Any) -> dict[str, Any]:

@@ -76,22 +76,25 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("ober_http", False, "also serve plain HTTP on port 80"),
     # the three whitelists: addresses, prefixes and Slurm hostlists of names (`weka[001-100]`), names resolved
-    # on the controller
+    # on the controller; `pyinfra INVENTORY tasks/whitelists.py` syncs them alone (the seed's `ober sync`)
     Key(
         "ober_whitelist_frontend",
         [],
         "clients allowed on the VIPs (prefixes, addresses, hostlists like `weka[001-100]` resolved on the"
-        " controller; enforced by HAProxy on every connection); empty: everyone",
+        " controller): enforced by HAProxy on every node, every connection (ACL file; a change is one seamless"
+        " reload, no route moves); empty: everyone",
     ),
     Key(
         "ober_whitelist_routers",
         [],
-        "every peer must be inside (same forms; checked on the controller before deploying); empty: no check",
+        "every BGP peer must be inside (same forms): enforced on the controller, before any node is touched;"
+        " empty: no check",
     ),
     Key(
         "ober_whitelist_backend",
         [],
-        "every RGW address must be inside (same forms; checked on the controller before deploying); empty: no check",
+        "every RGW address the backends resolve to must be inside (same forms): enforced on the controller,"
+        " before any node is touched; empty: no check",
     ),
     Key(
         "ober_health",

@@ -18,7 +18,6 @@ from typing import Any
 
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.host import Host
-from pyinfra.api.operation import OperationMeta
 from pyinfra.context import host, inventory
 from pyinfra.facts.server import LinuxDistribution
 
@@ -90,15 +89,3 @@ def current_wheels() -> wheels.WheelSet:
     if isinstance(found, wheels.WheelError):
         raise DeployError(f"no wheel set for the nodes, nothing was changed:\n{found}")
     return found
-
-
-_TRIGGERS: dict[tuple[str, str], list[OperationMeta]] = {}
-
-
-def add_trigger(service: str, *operations: OperationMeta) -> None:
-    """Remember operations whose change must reload or restart `service` on the current host."""
-    _TRIGGERS.setdefault((host.name, service), []).extend(operations)
-
-
-def triggers(service: str) -> list[OperationMeta]:
-    return list(_TRIGGERS.get((host.name, service), []))

@@ -1,7 +1,9 @@
 """ExaBGP with ober-health as its API process, under systemd, restarted one node at a time.
 
 `exabgp.service` is Type=notify with a watchdog fed by ober-health, BindsTo HAProxy, and drains on stop.
-A change for it (its config, health.toml, the venv, the unit) restarts it one node at a time: on each
+ExaBGP's inputs are declared here: exabgp.conf, health.toml (its API process's config), its environment
+file, its unit, and the venv (tasks/health.py installs it; whether this run installs one, or the link
+points elsewhere, is read from the node). A change to any of them restarts it one node at a time: on each
 node the validated configs and the new venv go live, ExaBGP restarts (draining first), and the deploy
 waits until `ober status` reports the node serving again - every VIP announced over an established BGP
 session - before it touches the next node. A node that does not come back within the bound stops the
@@ -16,12 +18,13 @@ from pyinfra.operations.util import any_changed
 
 from ober_deploy import rolling, staged
 from ober_deploy.facts import VERSION_COMMAND, OberInstall
-from ober_deploy.plan import current_settings, current_wheels, triggers
+from ober_deploy.plan import current_settings, current_wheels
 from ober_deploy.render import template_data
 from ober_health.paths import PATHS
 
 ober = current_settings()
-venv = PATHS.venv_of(current_wheels().digest)
+wheelset = current_wheels()
+venv = PATHS.venv_of(wheelset.digest)
 # from the restart to the node serving again: ExaBGP up, the sessions established, `rise` good checks
 SERVING_TIMEOUT = 30 + round(ober.health.rise * ober.health.interval)
 
@@ -30,6 +33,16 @@ config = staged.template(
     src="templates/exabgp.conf.j2",
     dest=PATHS.exabgp_config,
     check=f"{venv}/bin/exabgp validate {{staged}}",
+    mode="640",
+    group=PATHS.user,
+    swap=False,  # goes live in the rolling restart below
+    **template_data(ober),
+)
+health_config = staged.template(
+    name="ober-health config",
+    src="templates/health.toml.j2",
+    dest=PATHS.health_config,
+    check=f"{venv}/bin/ober-health --check --config {{staged}}",
     mode="640",
     group=PATHS.user,
     swap=False,  # goes live in the rolling restart below
@@ -56,8 +69,10 @@ server.shell(
     _if=unit.did_change,
 )
 
-changed = any_changed(config, env_file, unit, *triggers("exabgp"))
-link_pending = host.get_fact(OberInstall, venv=PATHS.venv, venvs=PATHS.venvs)["link"] != venv
+changed = any_changed(config, health_config, env_file, unit)
+installed = host.get_fact(OberInstall, venv=PATHS.venv, venvs=PATHS.venvs)  # as tasks/health.py read it
+# a venv installed in this run, or one an earlier run installed that the roll never reached here
+venv_pending = wheelset.digest not in installed["venvs"] or installed["link"] != venv
 rolling.restart(
     name="restart ExaBGP (drains first; one node at a time, the next only once this one serves again)",
     service="exabgp.service",
@@ -68,6 +83,6 @@ rolling.restart(
     skip_wait_if=PATHS.maintenance_file,
     version=VERSION_COMMAND.format(venv=PATHS.venv),
     _serial=True,
-    _if=lambda: link_pending or changed(),
+    _if=lambda: venv_pending or changed(),
 )
 systemd.service(name="ExaBGP running", service="exabgp.service", running=True, enabled=True)

@@ -1,5 +1,9 @@
-"""HAProxy for S3 on Ceph RGW: the config is validated with `haproxy -c` on the node before it goes live,
-and a change is applied by a seamless reload (the master keeps the listeners: no refused connection)."""
+"""HAProxy for S3 on Ceph RGW: its inputs (whitelist ACL file, TLS bundles) are written first, the config is
+validated with `haproxy -c` on the node against them before it goes live, and a change to any of them is
+applied by ONE seamless reload (the master keeps the listeners: no refused connection, no route moves).
+
+HAProxy's inputs are declared here and nowhere else (ober_deploy/haproxy_inputs.py writes them; the same
+functions make the standalone `tasks/whitelists.py` and `tasks/tls.py`)."""
 
 import logging
 
@@ -7,11 +11,10 @@ from pyinfra import host
 from pyinfra.facts.files import File, Socket
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
-from pyinfra.operations.util import any_changed
 
-from ober_deploy import staged
+from ober_deploy import haproxy_inputs, staged
 from ober_deploy.haproxy import VERSION_COMMAND, haproxy_features, stats_sockets
-from ober_deploy.plan import current_platform, current_settings, triggers
+from ober_deploy.plan import current_platform, current_settings
 from ober_deploy.render import MANAGED, template_data
 from ober_health.paths import PATHS
 
@@ -62,6 +65,8 @@ if platform.needs_haproxy_tmpfiles:
         _if=tmpfiles.did_change,
     )
 
+# what HAProxy reads besides its config: in place before `haproxy -c` checks the config against them
+inputs = [*haproxy_inputs.whitelist_acls(ober), *haproxy_inputs.tls_bundles(ober)]
 config = staged.template(
     name="HAProxy config",
     src="templates/haproxy.cfg.j2",
@@ -72,18 +77,8 @@ config = staged.template(
 )
 systemd.service(name="HAProxy running and enabled", service="haproxy.service", running=True, enabled=True)
 # the reload checks that new workers came (a config `haproxy -c` accepts can still fail to load)
-files.template(
-    name="HAProxy reload script",
-    src="templates/haproxy-reload.sh.j2",
-    dest=PATHS.haproxy_reload,
-    mode="755",
-    **template_data(ober),
-)
-server.shell(
-    name="HAProxy reload (seamless: the master hands its listeners to the new workers)",
-    commands=[f"sh {PATHS.haproxy_reload}"],
-    _if=any_changed(config, *triggers("haproxy")),
-)
+haproxy_inputs.reload(ober, config, *inputs)
+haproxy_inputs.public_certificates(ober)  # the bundles' certificates for ober-health's metrics (not HAProxy's)
 
 # The stats sockets' modes and owners as haproxy.cfg says them, whatever the node's history: HAProxy applies
 # them only when it creates a socket, a reload keeps the old one (Debian's own config made admin.sock 660 at

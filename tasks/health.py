@@ -8,8 +8,9 @@ symlink that the rolling restart (tasks/exabgp.py) points at the new venv one no
 before it restarts ExaBGP there; a node the roll does not reach keeps running what it had. The same
 wheel set again changes nothing.
 
-health.toml is validated here by the new venv's `ober-health --check` and left staged: it goes live
-with the restart that reads it.
+health.toml, read by ober-health (ExaBGP's API process), is one of ExaBGP's inputs: tasks/exabgp.py writes
+it, checked by the new venv's `ober-health --check`. A new venv restarts ExaBGP there too: it decides that
+from the node (the venv link does not point at this wheel set's venv), not from an operation of this file.
 """
 
 import posixpath
@@ -19,13 +20,10 @@ from pyinfra.context import host
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
-from ober_deploy import staged
 from ober_deploy.facts import INSTALLED_MARKER, OberInstall
-from ober_deploy.plan import add_trigger, current_platform, current_settings, current_wheels
-from ober_deploy.render import template_data
+from ober_deploy.plan import current_platform, current_wheels
 from ober_health.paths import PATHS
 
-ober = current_settings()
 platform = current_platform()
 wheelset = current_wheels()
 venv = PATHS.venv_of(wheelset.digest)
@@ -50,7 +48,7 @@ for stale in sorted(set(listing.split()) - set(wheelset.names)):
     files.file(name=f"remove stale wheel {stale}", path=f"{PATHS.wheels}/{stale}", present=False)
 
 if wheelset.digest not in installed["venvs"]:
-    install = server.shell(
+    server.shell(
         name=f"install ober_health {wheelset.version} with ExaBGP into {venv} (no index)",
         commands=[
             f"rm -rf {venv}",  # what an interrupted install left
@@ -63,23 +61,10 @@ if wheelset.digest not in installed["venvs"]:
             f"test -e {PATHS.venv} || test -L {PATHS.venv} || ln -s {venv} {PATHS.venv}",
         ],
     )
-    add_trigger("exabgp", install)
 # venvs of an earlier deploy whose roll never reached this node
 keep = {wheelset.digest, posixpath.basename(installed["link"] or "")}
 for unused in sorted(set(installed["venvs"]) - keep):
     files.directory(name=f"remove unused venv {unused}", path=PATHS.venv_of(unused), present=False)
-
-health_config = staged.template(
-    name="ober-health config",
-    src="templates/health.toml.j2",
-    dest=PATHS.health_config,
-    check=f"{venv}/bin/ober-health --check --config {{staged}}",
-    mode="640",
-    group=PATHS.user,
-    swap=False,  # goes live in the rolling restart (tasks/exabgp.py)
-    **template_data(ober),
-)
-add_trigger("exabgp", health_config)
 
 # `ober` on the operator's PATH, through the venv link: it follows every upgrade without being touched
 files.link(name=f"ober on PATH ({PATHS.cli_link})", path=PATHS.cli_link, target=f"{PATHS.venv}/bin/ober")

@@ -1,25 +1,24 @@
-"""Whitelists as HAProxy ACL files: who may use the VIPs (`ober_whitelist_frontend`).
+"""The whitelists, on their own: `pyinfra inventories/prod.py tasks/whitelists.py` (the seed's `ober sync`).
 
-`ober_whitelist_routers` and `ober_whitelist_backend` are enforced on the controller (every BGP peer and
-every RGW address must be inside them); the frontend list is enforced by HAProxy on every connection.
-An empty list means no restriction and renders no rule. A change reloads HAProxy (seamless), no restart.
+The whole inventory is validated first, as by deploy.py: all three lists (prefixes, or Slurm hostlists
+resolved on the controller) and what they constrain. Then the frontend list is written as HAProxy's ACL
+file and HAProxy is reloaded (seamless, checked by the reload script the deploy shipped) only if the file
+changed. ExaBGP is not touched: no route moves.
+
+What each list enforces, and where:
+- `ober_whitelist_frontend`: the clients allowed on the VIPs, enforced by HAProxy on every connection
+  (`tcp-request connection reject` outside the ACL file); empty: everyone.
+- `ober_whitelist_routers`: every BGP peer of the inventory must be inside, checked on the controller
+  before any host is touched; empty: no check.
+- `ober_whitelist_backend`: every RGW address the backends resolve to must be inside, checked on the
+  controller before any host is touched; empty: no check.
+
+deploy.py writes the same file through tasks/haproxy.py (which declares HAProxy's inputs), with one reload
+for the whole run.
 """
 
-from pyinfra.operations import files
-
-from ober_deploy.plan import add_trigger, current_settings
-from ober_deploy.render import MANAGED
-from ober_health.paths import PATHS
+from ober_deploy import haproxy_inputs
+from ober_deploy.plan import current_settings
 
 ober = current_settings()
-
-frontend_acl = files.template(
-    name="frontend whitelist (ACL file)",
-    src="templates/whitelist.acl.j2",
-    dest=PATHS.frontend_acl,
-    mode="644",
-    managed=MANAGED,
-    description="ober_whitelist_frontend: clients allowed on the VIPs (empty: everyone)",
-    networks=list(ober.whitelist_frontend),
-)
-add_trigger("haproxy", frontend_acl)
+haproxy_inputs.reload(ober, *haproxy_inputs.whitelist_acls(ober))

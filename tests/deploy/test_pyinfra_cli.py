@@ -237,7 +237,9 @@ class Plan:
         return [name for op in self.operations for name in op["names"]]
 
 
-def dry_run(tmp_path: Path, facts: dict[str, Any], data: dict[str, Any] | None = None) -> Plan:
+def dry_run(
+    tmp_path: Path, facts: dict[str, Any], data: dict[str, Any] | None = None, deploy_file: str = "deploy.py"
+) -> Plan:
     wheels = tmp_path / "wheels"  # the wheel set the deploy uploads (building it would need an index)
     wheels.mkdir()
     (wheels / "ober_health-0.1.0-py3-none-any.whl").write_bytes(b"a wheel")
@@ -248,7 +250,7 @@ def dry_run(tmp_path: Path, facts: dict[str, Any], data: dict[str, Any] | None =
     (tmp_path / "node.json").write_text(json.dumps(facts))
     plan_file = tmp_path / "plan.json"
     argv = [str(VENV_BIN / "python"), str(tmp_path / "runner.py"), str(tmp_path / "node.json"), str(plan_file)]
-    result = run([*argv, "--dry", str(inventory), "deploy.py"], cwd=REPO, timeout=120)
+    result = run([*argv, "--dry", str(inventory), deploy_file], cwd=REPO, timeout=120)
     output = result.stdout + result.stderr
     assert plan_file.exists(), output
     plan = Plan(json.loads(plan_file.read_text()), output, wheels)
@@ -379,4 +381,52 @@ def test_no_fact_is_gathered_for_a_bad_inventory(tmp_path: Path) -> None:
     plan = dry_run(tmp_path, node_facts(RHEL10, "4", "524288", ""), {"ober_peers": []})
     assert plan.code != 0
     assert "@local: ober_peers: [] is not a non-empty list" in plan.output
+    assert plan.facts == [] and plan.operations == []
+
+
+# ---- HAProxy's inputs: one reload per run; the whitelist sync on its own
+
+RELOAD = f"sh {PATHS.haproxy_reload}"
+
+
+def test_the_deploy_reloads_haproxy_once_after_its_inputs_and_its_checked_config(rhel: Plan) -> None:
+    """tasks/haproxy.py declares what HAProxy reads: the whitelist ACL file and the TLS bundles are written
+    before haproxy.cfg is checked against them, and ONE reload follows, after all of them."""
+    steps = [
+        (op["names"][0], c.get("upload") or c.get("shell", ""))
+        for op in rhel.operations
+        for c in op["commands"]
+        if "upload" in c or "shell" in c
+    ]
+    reloads = [i for i, (_, command) in enumerate(steps) if command == RELOAD]
+    assert len(reloads) == 1, [name for name, _ in steps]
+    acl = next(i for i, (_, command) in enumerate(steps) if command == PATHS.frontend_acl)
+    check = next(
+        i for i, (_, command) in enumerate(steps) if "haproxy -c -f /etc/haproxy/haproxy.cfg.ober-new" in command
+    )
+    assert acl < check < reloads[0]
+    restart = next(i for i, (_, command) in enumerate(steps) if "systemctl stop exabgp.service" in command)
+    assert reloads[0] < restart  # and the roll of ExaBGP is its own, later decision
+
+
+def test_the_whitelist_sync_writes_the_acl_and_reloads_haproxy_and_nothing_else(tmp_path: Path) -> None:
+    """`pyinfra INVENTORY tasks/whitelists.py` (the seed's `ober sync`): the inventory is validated, then the
+    ACL file, the reload script and the reload; no ExaBGP, no haproxy.cfg, no package, no unit."""
+    facts = node_facts(DEBIAN12, "2", "524288", "", "\n2.6.12-1+deb12u4\n")
+    plan = dry_run(tmp_path, facts, {"ober_whitelist_frontend": ["198.51.100.0/24"]}, deploy_file="tasks/whitelists.py")
+    assert plan.code == 0, plan.output
+    uploads = plan.uploads()
+    assert set(uploads) == {PATHS.frontend_acl, PATHS.haproxy_reload}, sorted(uploads)
+    assert [line for line in uploads[PATHS.frontend_acl].splitlines() if not line.startswith("#")] == [
+        "198.51.100.0/24"
+    ]
+    assert [c for c in plan.shell() if "exabgp" in c or "haproxy -c" in c] == []
+    assert plan.shell()[-1] == RELOAD
+
+
+def test_the_whitelist_sync_refuses_a_bad_inventory_before_any_operation(tmp_path: Path) -> None:
+    facts = node_facts(DEBIAN12, "2", "524288", "")
+    plan = dry_run(tmp_path, facts, {"ober_whitelist_frontend": ["198.51.100.0/33"]}, deploy_file="tasks/whitelists.py")
+    assert plan.code != 0
+    assert "@local: ober_whitelist_frontend" in plan.output
     assert plan.facts == [] and plan.operations == []

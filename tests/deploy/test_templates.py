@@ -56,11 +56,10 @@ DEBIAN = platform_from_facts({"name": "Debian", "major": 12, "release_meta": {"I
 # the HAProxy `haproxy -c` runs here (Debian 12's 2.6): what tasks/haproxy.py reads from the node
 HAPROXY_HERE = haproxy_features(subprocess.run(["haproxy", "-v"], capture_output=True, text=True, check=False).stdout)
 # the facts tasks/haproxy.py reads from a node (nproc, HAProxy's version), and the data of the templates
-# whose task passes more than the node's settings (whitelists, bfd, kernel)
+# whose task passes more than the node's settings (bfd, kernel)
 FACTS: dict[str, Any] = {
     "threads": 4,
     "haproxy": HAPROXY_HERE,
-    "description": "ober_whitelist_frontend: clients allowed on the VIPs (empty: everyone)",
     "bfdd": DEBIAN.bfd_daemon,
     "config": PATHS.bfd_config,
     "settings": [(key, value, why, True) for key, value, why in SYSCTLS],
@@ -86,7 +85,7 @@ TEMPLATES = (
 
 
 def render_for(template: str, ober: NodeSettings, paths: NodePaths, **changes: Any) -> str:
-    data = template_data(ober, paths, **FACTS, maxconn=ober.maxconn, networks=list(ober.whitelist_frontend))
+    data = template_data(ober, paths, **FACTS, maxconn=ober.maxconn)
     return render(template, data | changes)
 
 
@@ -256,13 +255,14 @@ def test_haproxy_binds_each_vip_on_443_with_tls_and_on_80_only_with_http(node: R
     assert ("ssl" in "".join(binds)) == tls
 
 
-def test_haproxy_whitelist_rule_only_with_a_whitelist(node: Rendered) -> None:
+def test_haproxy_rejects_clients_outside_the_acl_file_listing_everyone_without_a_whitelist(node: Rendered) -> None:
+    """The rule is there with and without a whitelist, so a whitelist sync (tasks/whitelists.py) changes the
+    ACL file alone and never needs a new haproxy.cfg; without a whitelist the file admits every address."""
     networks = node.data.get("ober_whitelist_frontend", [])
     frontend = section(node.live["haproxy.cfg.j2"], "frontend s3")
-    rule = "tcp-request connection reject if !{ src -f /etc/haproxy/ober-frontend.acl }"
-    assert (rule in frontend) == bool(networks)
+    assert "tcp-request connection reject if !{ src -f /etc/haproxy/ober-frontend.acl }" in frontend
     acl = [line for line in node.live["whitelist.acl.j2"].splitlines() if line and not line.startswith("#")]
-    assert acl == networks
+    assert acl == (networks or ["0.0.0.0/0", "::/0"])
 
 
 def test_haproxy_metrics_frontend_only_with_a_metrics_bind(node: Rendered) -> None:
