@@ -51,6 +51,28 @@ class NodePaths:
     bfd_config: str = "/etc/frr/ober-bfdd.conf"  # bfdd reads it as user frr: not under /etc/ober (0750 ober)
     vip_interface: str = "ober0"
 
+    def owned(self) -> Footprint:
+        """What of these paths is ober's own on a node, as the uninstall removes it: every path field except
+        the distribution's (haproxy.cfg, which the uninstall restores; HAProxy's sockets) and the ones that
+        are not files (addresses, names), by kind, without what lies under an owned directory. A path added
+        to this class is removed by the uninstall unless it is listed as not ober's here."""
+        paths = {
+            name: value
+            for name, value in dataclasses.asdict(self).items()
+            if name not in _NOT_OBERS and isinstance(value, str) and value.startswith("/")
+        }
+        directories = sorted(paths[name] for name in _DIRECTORIES)
+
+        def inside(path: str) -> bool:
+            return any(path != d and path.startswith(d.rstrip("/") + "/") for d in directories)
+
+        directories = [d for d in directories if not inside(d)]
+        links = sorted(paths[name] for name in _LINKS if not inside(paths[name]))
+        files = sorted(
+            path for name, path in paths.items() if name not in _DIRECTORIES and name not in _LINKS and not inside(path)
+        )
+        return Footprint(files=tuple(files), links=tuple(links), directories=tuple(directories))
+
     @property
     def haproxy_health_url(self) -> str:
         """What ober-health asks HAProxy (health.toml's `haproxy_url`), served by haproxy.cfg's monitor."""
@@ -83,5 +105,39 @@ class NodePaths:
         }
         return dataclasses.replace(self, user=user, venv=str(venv), **{k: str(v) for k, v in files.items()})
 
+
+@dataclass(frozen=True)
+class Footprint:
+    """ober's own paths on a node by kind (`NodePaths.owned`): what the uninstall removes."""
+
+    files: tuple[str, ...]
+    links: tuple[str, ...]
+    directories: tuple[str, ...]
+
+    def covers(self, path: str) -> bool:
+        """`path` is one of these, or lies under one of the directories."""
+        return (
+            path in self.files
+            or path in self.links
+            or any(path == d or path.startswith(d.rstrip("/") + "/") for d in self.directories)
+        )
+
+
+# NodePaths fields that are the distribution's, or not paths of a file: never removed by the uninstall
+_NOT_OBERS = frozenset(
+    {
+        "user",
+        "haproxy_config",  # the distribution's: restored from its .ober-orig copy
+        "admin_socket",  # HAProxy's sockets: gone with HAProxy's own configuration
+        "ober_socket",
+        "haproxy_master_socket",
+        "haproxy_monitor",
+        "haproxy_health_uri",
+        "status_listen",
+        "vip_interface",
+    }
+)
+_DIRECTORIES = ("prefix", "venvs", "wheels", "etc", "runtime_dir", "certs_dir")
+_LINKS = ("venv", "cli_link")
 
 PATHS = NodePaths()

@@ -131,12 +131,15 @@ FACTS = {
     "Groups": lambda **k: [],
     "Users": lambda **k: {},
     "Which": lambda command, **k: f"/usr/sbin/{command}",
-    "File": lambda **k: None,
+    # nothing there on a fresh node; everything there on a node being uninstalled ("installed": true)
+    "File": lambda **k: {"mode": 644, "user": "root", "group": "root"} if node.get("installed") else None,
     "Socket": lambda **k: None,  # HAProxy not running yet: no stats socket
-    "Directory": lambda **k: None,
-    "Link": lambda **k: None,
+    "Directory": lambda **k: {"mode": 755, "user": "root", "group": "root"} if node.get("installed") else None,
+    "Link": lambda **k: {"link_target": "/elsewhere"} if node.get("installed") else None,
     "FindFiles": lambda **k: [],
     "Sha1File": lambda **k: None,
+    "Md5File": lambda **k: None,
+    "Sha256File": lambda **k: None,
     "TmpDir": lambda **k: "/tmp",
     "SystemdStatus": lambda **k: {},
     "SystemdEnabled": lambda **k: {},
@@ -430,3 +433,38 @@ def test_the_whitelist_sync_refuses_a_bad_inventory_before_any_operation(tmp_pat
     assert plan.code != 0
     assert "@local: ober_whitelist_frontend" in plan.output
     assert plan.facts == [] and plan.operations == []
+
+
+# ---- the uninstall removes what the deploy wrote, derived from the same path model
+
+
+def test_every_file_the_deploy_writes_is_ober_s_own_in_the_path_model(rhel: Plan, debian: Plan) -> None:
+    """What the uninstall removes is NodePaths.owned(): every file either plan uploads lies in it (or is the
+    staged haproxy.cfg, which the uninstall removes beside it), so a new node file is a new NodePaths field."""
+    owned = PATHS.owned()
+    staged = f"{PATHS.haproxy_config}.ober-new"
+    for plan in (rhel, debian):
+        outside = [dest for dest in plan.uploads() if dest != staged and not owned.covers(dest)]
+        assert outside == [], f"the deploy writes files the uninstall does not know: {outside}"
+    assert owned.covers(PATHS.cli_link) and not owned.covers(PATHS.haproxy_config)
+
+
+def test_the_uninstall_removes_every_path_the_deploy_writes(tmp_path: Path, rhel: Plan) -> None:
+    """`pyinfra INVENTORY tasks/uninstall.py` planned on a node where everything is there: the services
+    stop first, then every file the deploy uploaded is removed (itself, or with its directory), then the
+    distribution's haproxy.cfg comes back."""
+    facts = {**node_facts(DEBIAN12, "2", "524288", ""), "installed": True}
+    plan = dry_run(tmp_path, facts, deploy_file="tasks/uninstall.py")
+    assert plan.code == 0, plan.output
+    shell = plan.shell()
+    removed = [c.split()[-1] for c in shell if c.startswith(("rm -f ", "rm -rf "))]
+
+    def gone(path: str) -> bool:
+        return any(path == r or path.startswith(r.rstrip("/") + "/") for r in removed)
+
+    assert [dest for dest in rhel.uploads() if not gone(dest)] == []
+    assert gone(PATHS.cli_link) and not gone(PATHS.haproxy_config)
+    stop = shell.index("sh /run/ober-uninstall.sh stop")
+    restore = shell.index("sh /run/ober-uninstall.sh restore")
+    first_rm = next(i for i, c in enumerate(shell) if c.startswith(("rm -f ", "rm -rf ")))
+    assert stop < first_rm and max(i for i, c in enumerate(shell) if c.startswith("rm -")) < restore

@@ -74,6 +74,7 @@ TEMPLATES = (
     "health.toml.j2",
     "ober-vips.sh.j2",
     "haproxy-reload.sh.j2",
+    "ober-uninstall.sh.j2",
     "ober-vips.service.j2",
     "whitelist.acl.j2",
     "bfdd.conf.j2",
@@ -503,6 +504,15 @@ def test_haproxy_reload_script_is_valid_sh(node: Rendered, tmp_path: Path) -> No
     result = run(["sh", "-n", str(script)])
     assert result.returncode == 0, result.stderr
     assert f"socat -t 2 stdio {PATHS.haproxy_master_socket}" in node.live["haproxy-reload.sh.j2"]
+
+
+def test_uninstall_script_is_valid_sh_and_refuses_an_unknown_step(node: Rendered, tmp_path: Path) -> None:
+    script = tmp_path / "ober-uninstall.sh"
+    script.write_text(node.live["ober-uninstall.sh.j2"])
+    assert run(["sh", "-n", str(script)]).returncode == 0
+    result = run(["sh", str(script), "everything"])
+    assert result.returncode == 2 and "usage:" in result.stderr, result
+    assert f"done < {PATHS.vips_applied}" in node.live["ober-uninstall.sh.j2"]
 
 
 @pytest.mark.skipif(not shutil.which("socat"), reason="socat is not installed")
