@@ -28,6 +28,7 @@ from pyinfra.api.state import State
 from pyinfra.context import ctx_state, host, state
 from pyinfra.facts.files import File
 
+from ober_deploy.render import render
 from ober_deploy.staged import staged_path
 
 SETTLE_SECONDS = 2  # after the node reports itself serving: the router installs the routes it just received
@@ -68,60 +69,42 @@ def restart_script(
     skip_wait_if: str | None,
     settle: float = SETTLE_SECONDS,
 ) -> str:
-    """The shell one host runs: the service stops (its own stop path drains the host), the staged files and
-    the link go live, the service starts, and the host must report itself serving (`wait` exits 0) within
-    `timeout` seconds, or the script fails with `wait`'s output.
+    """The shell one host runs (templates/rolling-restart.sh.j2): the service stops (its own stop path drains
+    the host), the staged files and the link go live, the service starts, and the host must report itself
+    serving (`wait` exits 0) within `timeout` seconds, or the script fails with `wait`'s output.
 
     Stop, then swap, then start: the stop runs the code and config that are running (a drain by the new
     `ober` against the old health program, or the old one reading a new config, need not understand each
-    other), the start the new ones."""
+    other), the start the new ones. Every value is quoted here; the template holds the program."""
     q = shlex.quote
-
-    def fail(what: str) -> str:
-        return f"then echo {q(f'{host_name}: {service} failed to {what}:')} >&2; {status}; exit 1; fi"
-
-    status = f"systemctl status --no-pager --lines=20 {q(service)} >&2"
-    lines = ["set -u", f"if ! systemctl stop {q(service)}; {fail('stop')}"]
-    for path in swap:  # each staged copy was validated by staged.template(swap=False) in this run
-        lines.append(f"if [ -e {q(staged_path(path))} ]; then mv -f {q(staged_path(path))} {q(path)}; fi")
-    if link:
-        path, target = link
-        lines += [
-            f'if [ "$(readlink {q(path)} 2>/dev/null)" != {q(target)} ]; then',
-            # a real directory there (a release before links): moved aside, removed once the host is back
-            f"  if [ -d {q(path)} ] && [ ! -L {q(path)} ]; then rm -rf {q(path + OLD_SUFFIX)};"
-            f" mv -T {q(path)} {q(path + OLD_SUFFIX)}; fi",
-            f"  ln -sfn {q(target)} {q(path + '.ober-link')} && mv -Tf {q(path + '.ober-link')} {q(path)}",
-            "fi",
-        ]
-    lines.append(f"if ! systemctl start {q(service)}; {fail('start')}")
-    if wait:
-        gave_up = (
+    data: dict[str, Any] = {
+        "service": q(service),
+        "status": f"systemctl status --no-pager --lines=20 {q(service)} >&2",
+        "failed_to_stop": q(f"{host_name}: {service} failed to stop:"),
+        "failed_to_start": q(f"{host_name}: {service} failed to start:"),
+        # each staged copy was validated by staged.template(swap=False) in this run
+        "swap": [(q(staged_path(path)), q(path)) for path in swap],
+        "link": None,
+        "wait": wait,  # a shell command, as given
+        "timeout": round(timeout),
+        "settle": f"{settle:g}",
+        "skip_wait_if": q(skip_wait_if) if skip_wait_if else None,
+        "not_waited": q(f"{host_name}: {skip_wait_if} exists (maintenance): not waited for"),
+        "gave_up": q(
             f"{host_name}: {service} restarted, but `{wait}` did not succeed within {timeout:g}s:"
             " the roll stops here, the hosts after this one are left as they are"
-        )
-        waiting = [
-            f"end=$(( $(date +%s) + {round(timeout)} ))",
-            f"until {wait} >/dev/null 2>&1; do",
-            f'  if [ "$(date +%s)" -ge "$end" ]; then echo {q(gave_up)} >&2; {wait} >&2; exit 1; fi',
-            "  sleep 0.5",
-            "done",
-            f"sleep {settle:g}",
-        ]
-        if skip_wait_if:
-            lines.append(f"if [ -e {q(skip_wait_if)} ]; then")
-            lines.append(f"  echo {q(f'{host_name}: {skip_wait_if} exists (maintenance): not waited for')}")
-            lines.append("else")
-            lines += [f"  {line}" for line in waiting]
-            lines.append("fi")
-        else:
-            lines += waiting
-    if link:  # the host serves from the new target: earlier ones go
+        ),
+    }
+    if link:
         path, target = link
-        parent = posixpath.dirname(target)
-        lines.append(f'for old in {q(parent)}/*; do [ "$old" = {q(target)} ] || rm -rf "$old"; done')
-        lines.append(f"rm -rf {q(path + OLD_SUFFIX)}")
-    return "\n".join(lines) + "\n"
+        data["link"] = {
+            "path": q(path),
+            "target": q(target),
+            "old": q(path + OLD_SUFFIX),  # a real directory there (a release before links), removed once back
+            "new": q(path + ".ober-link"),
+            "parent": q(posixpath.dirname(target)),
+        }
+    return render("rolling-restart.sh.j2", data)
 
 
 @operation(is_idempotent=False)

@@ -20,6 +20,7 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,6 +109,31 @@ def roll(host: Host, timeout: float = 1.0, maintenance: bool = False) -> tuple[i
     env = dict(os.environ, PATH=f"{host.root}/bin:{os.environ['PATH']}")
     result = run(["sh", "-c", script], timeout=30, env=env)
     return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},  # everything: swap, link, wait, maintenance
+        {"link": None, "skip_wait_if": None},
+        {"wait": None, "swap": []},
+        {"swap": ["/etc/with space/exabgp.conf"], "wait": "ober status --quiet"},
+    ],
+)
+def test_the_restart_script_is_valid_sh_in_every_shape(variant: dict[str, Any], tmp_path: Path) -> None:
+    """templates/rolling-restart.sh.j2 as restart_script renders it, with and without each part: `sh -n`."""
+    args: dict[str, Any] = {
+        "swap": ["/etc/ober/exabgp.conf", "/etc/ober/health.toml"],
+        "link": ("/opt/ober/venv", "/opt/ober/venvs/abc"),
+        "wait": "/opt/ober/venv/bin/ober status",
+        "timeout": 30,
+        "skip_wait_if": "/etc/ober/maintenance",
+    } | variant
+    script = tmp_path / "restart.sh"
+    script.write_text(restart_script("node-7", "exabgp.service", **args))
+    result = run(["sh", "-n", str(script)])
+    assert result.returncode == 0, result.stderr
+    assert ("ober status" in script.read_text()) is bool(args["wait"])
 
 
 def test_a_host_that_serves_again_gets_its_staged_files_and_venv_and_loses_the_old_venv(tmp_path: Path) -> None:
