@@ -20,6 +20,10 @@ Topology (documentation ranges only):
     control <prefix>ctl  198.51.100.110                            (ssh and pyinfra run from here)
     node i  <prefix>n<i> 198.51.100.(10+i), 2001:db8:100::(10+i)   (systemd-nspawn, AS 65001)
     rgw i   <prefix>g<i> 198.51.100.(60+i), 2001:db8:100::(60+i)   (radosgw, rgw0<i>.lab.example:7480)
+    client i <prefix>c<i> 198.51.100.(130+i), 2001:db8:100::(130+i) (client0<i>.lab.example, via the router)
+
+Requests from the router namespace are one client of the site (`request`); the client namespaces are
+others, by name in the site's DNS (`request_from`), e.g. for a whitelist written as a Slurm hostlist.
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lab.netns import ROUTER_IPV4, ROUTER_IPV6, LabNetwork, node_ipv4, node_ipv6
+from lab.netns import ROUTER_IPV4, ROUTER_IPV6, Host, LabNetwork, node_ipv4, node_ipv6
 from lab.nspawn import NspawnNode, make_lab_key
 from lab.procs import Supervisor, netns_exec, run, wait_for
-from lab.rgw import DOMAIN, RgwSite
+from lab.rgw import DOMAIN, SITE_DOMAIN, RgwSite
 from lab.rootfs import DEFAULT_SUITE, ensure_rootfs
 from lab.router import ROUTER_ASN, BirdRouter, FrrRouter, Peer, Router, fib_nexthops
 from lab.tlsca import LabCa
@@ -51,6 +55,8 @@ from lab.wheelhouse import ensure_wheelhouse, index_env
 REPO = Path(__file__).resolve().parents[1]
 NODE_ASN = 65001
 CONTROLLER_INDEX = 100
+CLIENT_INDEX = 120  # client i sits at lab index 120+i: 198.51.100.(130+i), 2001:db8:100::(130+i)
+CLIENTS = 2
 VIPS = ("203.0.113.10/32", "2001:db8:203::10/128")
 FLEET_ENV = "OBER_LAB_FLEET"  # inventories/lab.py reads the fleet description from this JSON file
 
@@ -177,6 +183,7 @@ class Fleet:
         self.rgw = RgwSite(self.network, workdir, self.supervisor, count=gateways)
         self.ca = LabCa(workdir)
         self.hosts_file = workdir / "hosts"
+        self.clients: dict[str, Host] = {}  # name in the site's DNS -> its namespace
         self._going_down = threading.Event()
         self._reboots = threading.Thread(target=self._boot_rebooted_nodes, name="reboots", daemon=True)
 
@@ -201,6 +208,7 @@ class Fleet:
             self.network.add_host(self.controller, CONTROLLER_INDEX)
             hosts = [self.network.add_host(f"{self.prefix}n{i}", i) for i in range(1, self.node_count + 1)]
             self.rgw.create_hosts()
+            self._create_clients()
             make_lab_key(self.workdir)
             self.hosts_file.write_text(self.site_hosts())
         with self._phase("router"):
@@ -230,6 +238,16 @@ class Fleet:
                 node.wait_running()
         self._reboots.start()
         self.write_spec()
+
+    def _create_clients(self) -> None:
+        """Client hosts of the site on the bridge, routed to the VIPs through the router (which forwards)."""
+        for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
+            run("ip", "netns", "exec", self.router_ns, "sysctl", "-qw", key)
+        for i in range(1, CLIENTS + 1):
+            host = self.network.add_host(f"{self.prefix}c{i}", CLIENT_INDEX + i)
+            run("ip", "-n", host.name, "route", "add", "default", "via", ROUTER_IPV4)
+            run("ip", "-n", host.name, "-6", "route", "add", "default", "via", ROUTER_IPV6)
+            self.clients[f"client{i:02d}.{SITE_DOMAIN}"] = host
 
     def _boot_rebooted_nodes(self) -> None:
         """A node that reboots (`systemctl reboot` in it) ends its systemd-nspawn with 133: start it again,
@@ -305,8 +323,10 @@ class Fleet:
 
     # ---- the site's DNS
     def site_dns(self) -> list[tuple[str, str]]:
-        """(address, name) pairs the site's DNS answers: the RGW gateways, and the VIPs as the S3 name."""
-        return [*self.rgw.dns(), *((vip_address(vip), DOMAIN) for vip in VIPS)]
+        """(address, name) pairs the site's DNS answers: the RGW gateways, the clients, and the VIPs as the
+        S3 name."""
+        clients = [(address, name) for name, host in self.clients.items() for address in (host.ipv4, host.ipv6)]
+        return [*self.rgw.dns(), *clients, *((vip_address(vip), DOMAIN) for vip in VIPS)]
 
     def site_hosts(self) -> str:
         """The site's DNS as an /etc/hosts (for the controller and the clients; nodes get it in theirs)."""
@@ -405,6 +425,17 @@ class Fleet:
         url += f"?ober-lab-loop={host}"
         result = run(
             *netns_exec(self.router_ns, "curl", "-sS", "-f", "-g", "--max-time", str(timeout), url),
+            check=False,
+            timeout=timeout + 5,
+        )
+        return result.returncode == 0, (result.stdout or result.stderr).strip()
+
+    def request_from(self, client: str, vip: str, timeout: float = 2.0) -> tuple[bool, str]:
+        """One HTTP request through `vip` from the client host named `client` (client01.lab.example)."""
+        host = str(ipaddress.ip_network(vip).network_address)
+        url = f"http://[{host}]/" if ":" in host else f"http://{host}/"
+        result = run(
+            *netns_exec(self.clients[client].name, "curl", "-sS", "-f", "-g", "--max-time", str(timeout), url),
             check=False,
             timeout=timeout + 5,
         )

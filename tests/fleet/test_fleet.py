@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lab.fibwatch import FibWatch
-from lab.fleet import VIPS, Fleet
+from lab.fleet import VIPS, DeployResult, Fleet
 from lab.nspawn import NspawnNode
 from lab.procs import wait_for
 from tests.conftest import record_figure
@@ -114,20 +114,51 @@ def test_stopping_obers_units_drains_first_no_request_fails(fleet: Fleet) -> Non
     fleet.wait_routes(timeout=30)
 
 
-def test_whitelist_change_reloads_haproxy_and_withdraws_no_route(fleet: Fleet) -> None:
+# the clients allowed by the synced whitelist: a Slurm hostlist of the lab's client hosts, resolved on the
+# controller through the site's DNS (lab/fleet.py); the router namespace, a client too, is outside it
+WHITELIST = "client[01-02].lab.example"
+
+
+def sync_whitelist(fleet: Fleet, *data: str) -> DeployResult:
+    """The operator's `ober sync`: `pyinfra inventories/lab.py tasks/whitelists.py [--data ...]`."""
+    return fleet.deploy(*data, deploy_file="tasks/whitelists.py")
+
+
+def test_whitelist_sync_reloads_haproxy_and_withdraws_no_route(fleet: Fleet) -> None:
+    """`pyinfra inventories/lab.py tasks/whitelists.py --data ober_whitelist_frontend=<hostlist>` on a
+    serving fleet: every node's ACL file changes and HAProxy reloads (same master, new workers), while the
+    router's FIB, watched every 10 ms and by `ip monitor`, never loses or gains a next hop. Then the ACL
+    is in force: a listed client is served through both VIPs, the router namespace (not listed) refused."""
     masters = {name: node.main_pid(HAPROXY) for name, node in fleet.nodes.items()}
     workers = {name: set(node.children(masters[name])) for name, node in fleet.nodes.items()}
+    exabgp = {name: node.main_pid(EXABGP) for name, node in fleet.nodes.items()}
     with FibWatch(fleet.router_ns, {vip: fleet.node_ips(vip) for vip in VIPS}) as watch:  # every 10 ms
-        result = fleet.deploy("--data", 'ober_whitelist_frontend=["198.51.100.0/24", "2001:db8:100::/64"]')
+        result = sync_whitelist(fleet, "--data", f"ober_whitelist_frontend={WHITELIST}")
         time.sleep(1.0)  # a withdrawal caused by the reload would show within the health interval
+    record_figure("fleet: whitelist sync (tasks/whitelists.py)", result.seconds)
     assert result.ok, result.output[-3000:]
-    assert set(result.changed) == set(fleet.nodes), f"whitelist change did not change every node: {result.summary()}"
-    for name, node in fleet.nodes.items():
-        assert node.main_pid(HAPROXY) == masters[name], f"{name}: HAProxy was restarted, not reloaded"
-        assert set(node.children(masters[name])) != workers[name], f"{name}: HAProxy workers unchanged (no reload)"
-    assert watch.samples > 0 and not watch.wrong, f"next hops changed during the deploy: {watch.wrong[:10]}"
-    # and back to the inventory's whitelist, so later tests see the fleet as deployed
-    assert fleet.deploy().ok
+    assert set(result.changed) == set(fleet.nodes), f"the sync did not change every node: {result.summary()}"
+    try:
+        for name, node in fleet.nodes.items():
+            assert node.main_pid(HAPROXY) == masters[name], f"{name}: HAProxy was restarted, not reloaded"
+            assert set(node.children(masters[name])) != workers[name], f"{name}: HAProxy workers unchanged (no reload)"
+            assert node.main_pid(EXABGP) == exabgp[name], f"{name}: ExaBGP was restarted by a whitelist sync"
+        assert watch.samples > 0 and not watch.wrong and not watch.changes, (
+            f"next hops changed during the sync: {watch.wrong[:10]} {watch.changes[:10]}"
+        )
+        for vip in VIPS:
+            ok, body = fleet.request_from("client01.lab.example", vip)
+            assert ok and "ListAllMyBucketsResult" in body, f"a listed client was not served through {vip}: {body}"
+            ok, body = fleet.request(vip)
+            assert not ok, f"the router namespace, outside the whitelist, was served through {vip}: {body[:200]}"
+        again = sync_whitelist(fleet, "--data", f"ober_whitelist_frontend={WHITELIST}")
+        assert again.ok and not any(again.changed.values()), f"an unchanged whitelist changed: {again.summary()}"
+    finally:  # the inventory's whitelist (none) again, by the same sync, so later tests see the fleet as deployed
+        restored = sync_whitelist(fleet)
+    assert restored.ok and set(restored.changed) == set(fleet.nodes), restored.summary()
+    for vip in VIPS:
+        ok, body = fleet.request(vip)
+        assert ok, f"{vip} refused after the whitelist was lifted: {body}"
 
 
 def test_node_powered_off_router_drops_it_by_hold_timer(fleet: Fleet) -> None:
