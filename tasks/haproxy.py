@@ -7,7 +7,7 @@ functions make the standalone `tasks/whitelists.py` and `tasks/tls.py`)."""
 
 import logging
 
-from pyinfra import host
+from pyinfra.context import host
 from pyinfra.facts.files import File, Socket
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd

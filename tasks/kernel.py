@@ -6,7 +6,7 @@ with a notice, so the same deploy runs on bare metal, VMs and the lab's systemd-
 
 import logging
 
-from pyinfra import host
+from pyinfra.context import host
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 

@@ -6,7 +6,7 @@ lab's) have their packages from an image or a local mirror, and a re-run must no
 
 from io import StringIO
 
-from pyinfra import host
+from pyinfra.context import host
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, dnf, files
 
