@@ -137,7 +137,7 @@ _NOT_OBERS = frozenset(
         "vip_interface",
     }
 )
-_DIRECTORIES = ("prefix", "venvs", "wheels", "etc", "runtime_dir", "certs_dir")
+_DIRECTORIES = ("prefix", "venvs", "wheels", "etc", "runtime_dir", "certs_dir", "public_certs_dir")
 _LINKS = ("venv", "cli_link")
 
 PATHS = NodePaths()
