@@ -77,6 +77,7 @@ ingress = (
         "ober_vips": [{"prefix": prefix, "backend": "be_rgw", "min_up": 1} for prefix in _FLEET["vips"]],
         "ober_backends": _FLEET.get("backends", _DEFAULT_BACKENDS),
         "ober_http": True,  # the lab's clients use plain HTTP on port 80 (and TLS on 443)
+        "ober_hardware_watchdog": False,  # systemd-nspawn nodes have no watchdog device: a warning, not a failure
         "ober_tls_certificates": [_FLEET["tls"]] if _FLEET.get("tls") else [],
         "ober_metrics_allow": _FLEET.get("metrics_allow", _DEFAULT_METRICS_ALLOW),
     },

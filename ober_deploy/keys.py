@@ -108,6 +108,12 @@ KEYS: tuple[Key, ...] = (
         f"`{{interval, timeout, rise, fall, watch_haproxy}}` of ober-health ({HEALTH_RANGES_TEXT}; watch_haproxy:"
         " a dead HAProxy withdraws at once)",
     ),
+    Key(
+        "ober_hardware_watchdog",
+        True,
+        "the node must have a hardware watchdog used by systemd: `ober doctor` fails without one (false: a"
+        " warning, for VMs and containers that have none)",
+    ),
     Key("ober_kernel_tuning", True, "sysctl.d tuning (keys a container cannot write are skipped with a notice)"),
     Key("ober_haproxy_repository", None, "an apt source line / dnf baseurl for a newer HAProxy"),
     Key("ober_wheels_dir", None, "a directory of prebuilt wheels, for a controller without a package index"),

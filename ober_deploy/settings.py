@@ -548,6 +548,9 @@ def node_settings(
                 c.add(key, f"{backend.host} ({', '.join(addresses)})", "is not inside ober_whitelist_backend")
 
     health = parse_health(c.errors, "ober_health", data.get("ober_health"), keys=(*TIMERS, "watch_haproxy"))
+    health = dataclasses.replace(
+        health, hardware_watchdog=_bool(c, "ober_hardware_watchdog", value(data, "ober_hardware_watchdog"))
+    )
     kernel_tuning = _bool(c, "ober_kernel_tuning", value(data, "ober_kernel_tuning"))
     repository = data.get("ober_haproxy_repository")
     if repository is not None and (

@@ -114,6 +114,9 @@ class HealthConfig:
     # a dead HAProxy withdraws at once: its master's exit (watched with a pidfd) or a refused connection to
     # haproxy_url; false leaves only the rise/fall polling (the benchmark's baseline)
     watch_haproxy: bool = True
+    # `ober doctor`: a node without a hardware watchdog (or with systemd not using it) fails (true), or is
+    # a warning (false: VMs and containers that have none; the inventory's ober_hardware_watchdog)
+    hardware_watchdog: bool = True
     # the state as JSON over HTTP on loopback (`ober status` reads it when the state file cannot be written)
     status_listen: str = PATHS.status_listen
 
@@ -171,7 +174,7 @@ _HEALTH_NUMBERS: dict[str, tuple[type, float, float]] = {
 }
 _HEALTH_STRINGS = ("haproxy_url", "stats_socket", "maintenance_file", "drain_file", "state_file")
 _HEALTH_MAY_BE_EMPTY = ("status_listen",)  # "" switches the status endpoint off
-_HEALTH_BOOLS = ("watch_haproxy",)
+_HEALTH_BOOLS = ("watch_haproxy", "hardware_watchdog")
 HEALTH_KEYS = (*_HEALTH_NUMBERS, *_HEALTH_STRINGS, *_HEALTH_BOOLS, *_HEALTH_MAY_BE_EMPTY)
 VIP_KEYS = ("prefix", "backend", "min_up", "med", "communities")
 

@@ -7,9 +7,9 @@ depends on is down is SKIPped with that reason, so one fault is one FAIL: a stop
 not running", not also a dead stats socket, failing backends and a missing health program (exabgp.service
 is bound to haproxy.service and stops with it).
 
-Levels: PASS; WARN (true, worth fixing, not failing: no hardware watchdog, too few NIC queues, a tuning not
-in force, a certificate expiring within 30 days, a drained node); FAIL; SKIP. Exit 0 when nothing FAILs
-(warnings included), 1 otherwise (3 when health.toml is unusable, from the CLI).
+Levels: PASS; WARN (true, worth fixing, not failing: no hardware watchdog where the inventory allows it, too
+few NIC queues, a tuning not in force, a certificate expiring within 30 days, a drained node); FAIL; SKIP.
+Exit 0 when nothing FAILs (warnings included), 1 otherwise (3 when health.toml is unusable, from the CLI).
 """
 
 from __future__ import annotations
@@ -173,7 +173,11 @@ def haproxy_processes() -> list[int]:
 
 
 def node_checks(config: Config, files: NodeFiles) -> list[Check]:
-    return [aes_check(files.cpuinfo), *queue_checks(config, files.sys_net), watchdog_check(files)]
+    return [
+        aes_check(files.cpuinfo),
+        *queue_checks(config, files.sys_net),
+        watchdog_check(files, required=config.health.hardware_watchdog),
+    ]
 
 
 def aes_check(cpuinfo: str) -> Check:
@@ -242,13 +246,15 @@ def queue_checks(config: Config, sys_net: str, interfaces: list[str] | None = No
     return checks
 
 
-def watchdog_check(files: NodeFiles) -> Check:
+def watchdog_check(files: NodeFiles, required: bool = True) -> Check:
     """A hardware watchdog, and systemd using it (RuntimeWatchdogSec, which the deploy sets when the device
-    exists): without one a hung kernel keeps its BGP sessions until the routers' hold timer ends them."""
+    exists): without one a hung kernel keeps its BGP sessions until the routers' hold timer ends them. A
+    failure where the inventory requires one (ober_hardware_watchdog, the default), else a warning."""
+    missing = FAIL if required else WARN
     if not Path(files.watchdog_device).exists():
         return Check(
             "node",
-            WARN,
+            missing,
             f"hardware watchdog: no {files.watchdog_device}: a node whose kernel hangs is not reset",
             "load the board's watchdog driver (iTCO_wdt, sp5100_tco, ipmi_watchdog; QEMU: -device i6300esb),"
             f" then {DEPLOY}: it sets systemd's RuntimeWatchdogSec",
@@ -257,7 +263,7 @@ def watchdog_check(files: NodeFiles) -> Check:
     if runtime in ("", "0", "off", "infinity"):
         return Check(
             "node",
-            WARN,
+            missing,
             f"hardware watchdog: {files.watchdog_device} exists but systemd does not use it"
             f" (RuntimeWatchdogSec={runtime or 'unset'})",
             f"{DEPLOY} (it writes {files.watchdog_file}), then systemctl daemon-reexec",

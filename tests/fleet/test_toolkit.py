@@ -92,6 +92,23 @@ def test_doctor_on_a_healthy_node_passes_and_warns_that_there_is_no_hardware_wat
     assert any(c["what"].startswith("haproxy -c") and c["status"] == "pass" for c in checks), human
 
 
+def test_doctor_fails_without_a_hardware_watchdog_where_the_inventory_requires_one(node: NspawnNode) -> None:
+    """The lab's inventory says its nodes have none (ober_hardware_watchdog = False); production's default
+    requires one. The same node, with health.toml as the default would write it."""
+    swap = "s/^hardware_watchdog = false$/hardware_watchdog = true/"
+    node.ssh("sh", "-c", f"'sed \"{swap}\" /etc/ober/health.toml > /run/ober-wd.toml'")
+    try:
+        assert "hardware_watchdog = true" in node.ssh("cat", "/run/ober-wd.toml").stdout
+        result = ober(node, "--config", "/run/ober-wd.toml", "doctor", "--json")
+        checks = json.loads(result.stdout)["checks"]
+    finally:
+        node.ssh("rm", "-f", "/run/ober-wd.toml", check=False)
+    assert result.returncode == 1
+    assert failed(checks) == ["node: hardware watchdog: no /dev/watchdog: a node whose kernel hangs is not reset"]
+    watchdog = next(c for c in checks if c["what"].startswith("hardware watchdog"))
+    assert "load the board's watchdog driver" in watchdog["hint"] and "RuntimeWatchdogSec" in watchdog["hint"]
+
+
 def test_status_shows_backends_up_of_total_and_the_client_sessions_haproxy_counts(
     fleet: Fleet, node: NspawnNode
 ) -> None:

@@ -144,8 +144,11 @@ def test_nic_queues_fewer_than_vcpus_is_a_warning_naming_ethtool(tmp_path: Path)
     assert doctor.queue_checks(CONFIG, str(tmp_path), interfaces=["eth0"])[0].status == PASS
 
 
-def test_no_watchdog_device_is_a_warning_with_a_hint_never_silent(tmp_path: Path) -> None:
-    check = doctor.watchdog_check(NodeFiles(watchdog_device=str(tmp_path / "watchdog")))
+def test_no_watchdog_device_fails_where_required_and_warns_where_not_never_silent(tmp_path: Path) -> None:
+    files = NodeFiles(watchdog_device=str(tmp_path / "watchdog"))
+    check = doctor.watchdog_check(files)  # the inventory's default: required
+    assert check.status == FAIL and "no " in check.what and "RuntimeWatchdogSec" in check.hint
+    check = doctor.watchdog_check(files, required=False)  # ober_hardware_watchdog = False (VMs, containers)
     assert check.status == WARN and "no " in check.what and "RuntimeWatchdogSec" in check.hint
 
 
