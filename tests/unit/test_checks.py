@@ -326,6 +326,8 @@ def test_up_servers_counts_only_up_servers(haproxy: Haproxy) -> None:
 
 
 def test_servers_in_maintenance_or_drain_do_not_count(haproxy: Haproxy) -> None:
+    # s2 (nothing listens) is UP until its first check fails: only s1 may count before it is drained
+    wait_for(lambda: haproxy.status("be_app", "s2").startswith("DOWN"), "be_app/s2 (nothing listens) DOWN")
     haproxy.admin("set server be_app/s1 state drain")
     assert haproxy.status("be_app", "s1") == "DRAIN"
     assert up_servers(haproxy.rows(), "be_app") == 0
