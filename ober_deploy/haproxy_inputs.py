@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 from pyinfra.api.operation import OperationMeta
 from pyinfra.context import host
@@ -48,44 +49,52 @@ def tls_bundles(ober: NodeSettings) -> list[OperationMeta]:
     """The inventory's TLS bundles in HAProxy's `crt` directory (0600 root), bundles no longer listed removed.
 
     The bundles were checked on the controller (key matches, not expired) by the inventory's validation."""
-    operations = [files.directory(name=PATHS.certs_dir, path=PATHS.certs_dir, user="root", group="root", mode="700")]
-    wanted = {f"{PATHS.certs_dir}/{path.name}" for path in ober.tls_certificates}
-    for path in ober.tls_certificates:
-        operations.append(
-            files.put(
-                name=f"TLS bundle {path.name}",
-                src=str(path),
-                dest=f"{PATHS.certs_dir}/{path.name}",
-                user="root",
-                group="root",
-                mode="600",
-            )
-        )
-    for stale in sorted(set(host.get_fact(FindFiles, path=PATHS.certs_dir) or []) - wanted):
-        operations.append(files.file(name=f"remove TLS bundle {stale}", path=stale, present=False))
-    return operations
+    return _one_file_per_bundle(
+        ober, PATHS.certs_dir, "700", "600", "TLS bundle {name}", "remove TLS bundle {stale}", str
+    )
 
 
 def public_certificates(ober: NodeSettings) -> list[OperationMeta]:
     """Each bundle's certificates without the key, 0644 in a public directory, where the unprivileged
     ober-health reads the end dates for its metrics (ober_certificate_expiry_timestamp_seconds). Not an input
     of HAProxy: no reload of their own."""
-    directory = PATHS.public_certs_dir
-    operations = [files.directory(name=directory, path=directory, user="root", group="root", mode="755")]
-    public = {f"{directory}/{path.name}" for path in ober.tls_certificates}
+    return _one_file_per_bundle(
+        ober,
+        PATHS.public_certs_dir,
+        "755",
+        "644",
+        "TLS certificate {name} (public part, for the metrics)",
+        "remove TLS certificate {stale}",
+        lambda path: io.StringIO(public_part(path)),
+    )
+
+
+def _one_file_per_bundle(
+    ober: NodeSettings,
+    directory: str,
+    directory_mode: str,
+    mode: str,
+    name: str,
+    remove: str,
+    content: Callable[[Path], str | io.StringIO],
+) -> list[OperationMeta]:
+    """`directory` (root's) holding one file per inventory bundle, named as the bundle, with `content` of it;
+    files of bundles no longer listed removed (what is there is read from the node, not remembered)."""
+    operations = [files.directory(name=directory, path=directory, user="root", group="root", mode=directory_mode)]
+    wanted = {f"{directory}/{path.name}" for path in ober.tls_certificates}
     for path in ober.tls_certificates:
         operations.append(
             files.put(
-                name=f"TLS certificate {path.name} (public part, for the metrics)",
-                src=io.StringIO(public_part(path)),
+                name=name.format(name=path.name),
+                src=content(path),
                 dest=f"{directory}/{path.name}",
                 user="root",
                 group="root",
-                mode="644",
+                mode=mode,
             )
         )
-    for stale in sorted(set(host.get_fact(FindFiles, path=directory) or []) - public):
-        operations.append(files.file(name=f"remove TLS certificate {stale}", path=stale, present=False))
+    for stale in sorted(set(host.get_fact(FindFiles, path=directory) or []) - wanted):
+        operations.append(files.file(name=remove.format(stale=stale), path=stale, present=False))
     return operations
 
 
