@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.figures import percentile
 from lab.fastlab import FastLab
 from lab.fibwatch import FibReader
 from lab.procs import run
@@ -35,13 +36,6 @@ from tests.conftest import unique_prefix
 
 VIP = "203.0.113.10/32"
 CLOCK_TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    low, high = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
 def summary(name: str, values: list[float]) -> str:

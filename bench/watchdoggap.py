@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.failover import percentile
+from bench.figures import percentile
 from lab.fastlab import FastLab
 from tests.conftest import unique_prefix
 
