@@ -141,6 +141,13 @@ def test_failure_codes_are_short_machine_words() -> None:
         assert re.fullmatch(r"[a-z][a-z_]{2,30}", code), code
 
 
+def test_the_readme_names_every_failure_reason_an_alert_may_group_by() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    metric = readme[readme.index("`ober_check_failures_total{vip,reason}`") :]
+    listed = set(re.findall(r"`([a-z_]+)`", metric[: metric.index("FAILURE_CODES")]))
+    assert set(FAILURE_CODES) <= listed, set(FAILURE_CODES) - listed
+
+
 def test_certificate_expiries_read_the_public_copies(tmp_path: Path) -> None:
     copies = tmp_path / "certs"
     copies.mkdir()
