@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,7 @@ def test_a_bundle_whose_chain_holds_a_stranger_is_refused(tmp_path: Path) -> Non
     ]
 
 
-def render_unit(template: str, **data: object) -> str:
+def render_unit(template: str, **data: Any) -> str:
     ober = node_settings(HOST, site_data(), resolver=resolver)
     return render(template, template_data(ober, **data))
 

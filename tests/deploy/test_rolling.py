@@ -229,7 +229,7 @@ def fleet(tmp_path: Path) -> list[Path]:
         roots.append(root)
     (tmp_path / "deploy.py").write_text(DEPLOY)
     (tmp_path / "spec.json").write_text(json.dumps({}))
-    hosts = [(f"@chroot/{root}", {}) for root in roots]
+    hosts: list[tuple[str, dict[str, str]]] = [(f"@chroot/{root}", {}) for root in roots]
     (tmp_path / "inventory.py").write_text(f"hosts = {hosts!r}\n")
     return roots
 

@@ -19,9 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ober_deploy.keys import markdown_table
+from ober_deploy.keys import KNOWN_KEYS, markdown_table
 from ober_deploy.settings import (
-    KNOWN_KEYS,
     Backend,
     InventoryError,
     NodeSettings,

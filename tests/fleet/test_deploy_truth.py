@@ -110,7 +110,8 @@ def rehash_resets(vip: str, errors: list[str], fib: FibWatcher) -> tuple[list[st
     reset is one seen within REHASH_WINDOW of a change of that VIP's next hops, seen by the FIB watcher."""
     seen = fib.changes()
     changes = [when for (when, hops), (_, before) in zip(seen[1:], seen, strict=False) if hops[vip] != before[vip]]
-    router, other = [], []
+    router: list[str] = []
+    other: list[str] = []
     for error in errors:
         when, _, what = error.partition(" ")
         near = any(REHASH_WINDOW[0] <= float(when) - change <= REHASH_WINDOW[1] for change in changes)

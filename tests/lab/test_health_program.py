@@ -44,6 +44,7 @@ def test_nothing_is_announced_before_rise_good_checks(make_lab: LabFactory) -> N
     vip = state["vips"][V4]
     # the state file is written after each loop: the announce came on loop >= rise, not before
     assert vip["state"] == "announced" and vip["announces"] == 1
+    assert vip["since"] is not None, state
     announce_loop = state["loops"] - round((state["updated_at"] - vip["since"]) / state["interval"])
     assert announce_loop >= 10 - 1, state
     # and the router learnt it once: ExaBGP got one announce per VIP, no flood of repeats

@@ -240,7 +240,7 @@ def test_targets_from_the_command_line_alone() -> None:
         ),
     ],
 )
-def test_bad_or_missing_settings_name_the_option(options: dict[str, object], message: str) -> None:
+def test_bad_or_missing_settings_name_the_option(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         bgptest.targets_from(Config(), **options)
 

@@ -90,7 +90,7 @@ def test_stats_count_servers_up_of_total_and_client_sessions_of_the_client_front
 def test_status_columns_name_what_they_hold() -> None:
     view = summarize(stat_rows())
     state = sample()
-    state["vips"]["203.0.113.10/32"].update(announces=3, withdraws=2)
+    state["vips"]["203.0.113.10/32"].update({"announces": 3, "withdraws": 2})
     report = Report(state, "state file", running=True, age=0.1, exit=0, haproxy=view)
     report.backends = {"203.0.113.10/32": "be_rgw"}
     text = format_report(report)
@@ -105,7 +105,7 @@ def test_status_columns_name_what_they_hold() -> None:
 
 def test_after_a_clean_stop_status_says_the_routes_were_withdrawn_not_kept() -> None:
     state = sample(stopping=True, phase="stopping")
-    state["vips"]["203.0.113.10/32"].update(state="withdrawn", command="withdraw", acked=True)
+    state["vips"]["203.0.113.10/32"].update({"state": "withdrawn", "command": "withdraw", "acked": True})
     report = Report(state, "state file", running=False, exit=2, error="no ober-health process runs")
     said = routes_when_not_running(report)
     assert "ExaBGP is not running" in said and "stopped cleanly" in said and "acknowledged" in said
@@ -188,7 +188,10 @@ def test_a_broken_haproxy_cfg_fails_with_haproxys_own_words(tmp_path: Path) -> N
 
 def bundle(tmp_path: Path, name: str, days: int, mismatched: bool = False) -> Path:
     key, csr, cert = tmp_path / f"{name}.k", tmp_path / f"{name}.csr", tmp_path / f"{name}.c"
-    run = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=60)  # noqa: E731
+
+    def run(*argv: str | Path) -> None:
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+
     run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
     run("openssl", "x509", "-req", "-in", csr, "-key", key, "-out", cert, "-days", str(days))
     if mismatched:
