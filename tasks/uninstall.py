@@ -2,9 +2,10 @@
 
 The routes go first (ExaBGP is stopped with its drain), then the VIPs, then ober's files, derived from the
 node's path model (`NodePaths.owned()` in ober_health/paths.py: every path of ober's, by kind), then the
-account. HAProxy stays installed (it is the distribution's package) with the configuration it had before
-ober; so does the `ober-haproxy` package source an `ober_haproxy_repository` added: the HAProxy left
-installed came from it, and removing its source would stop that HAProxy's security updates. The shell steps are templates/ober-uninstall.sh.j2, uploaded outside ober's directories.
+account. HAProxy stays installed (it is the distribution's package) with the configuration it had before ober; so does
+the `ober-haproxy` package source an `ober_haproxy_repository` added: the HAProxy left installed came from it, and
+removing its source would stop that HAProxy's security updates. The shell steps are templates/ober-uninstall.sh.j2,
+uploaded outside ober's directories.
 """
 
 from pyinfra.operations import files, server, systemd
