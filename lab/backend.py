@@ -39,7 +39,9 @@ def serve(host: str, port: int, name: str) -> None:
         do_HEAD = do_GET
 
         def stream(self) -> None:
-            """N bytes, paced at `rate` bytes/s (0: as fast as the client reads), in 16 KiB writes."""
+            """N bytes, paced at `rate` bytes/s in 16 KiB writes, or as fast as the client reads (rate 0) in
+            1 MiB writes: bench/tls.py measures HAProxy's CPU per byte, which a slow stand-in would inflate
+            (HAProxy woken for every small read)."""
             url = urllib.parse.urlsplit(self.path)
             size = int(url.path.removeprefix("/bytes/") or 0)
             rate = float(urllib.parse.parse_qs(url.query).get("rate", ["0"])[0])
@@ -48,7 +50,7 @@ def serve(host: str, port: int, name: str) -> None:
             self.send_header("Content-Length", str(size))
             self.send_header("X-Served-By", name)
             self.end_headers()
-            chunk = b"x" * 16384
+            chunk = b"x" * (16384 if rate > 0 else 1 << 20)
             started, sent = time.monotonic(), 0
             try:
                 while sent < size:

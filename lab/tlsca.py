@@ -17,6 +17,10 @@ from pathlib import Path
 from lab.procs import run
 
 DAYS = 30
+# `openssl req` arguments of each kind of server key, and the key usage its certificate states (an ECDSA key
+# signs; an RSA key also decrypts TLS 1.2's RSA key exchange)
+KEYS = {"rsa": ("-newkey", "rsa:2048"), "ecdsa": ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")}
+USAGE = {"rsa": "digitalSignature,keyEncipherment", "ecdsa": "digitalSignature"}
 
 
 class LabCa:
@@ -41,19 +45,22 @@ class LabCa:
             )  # fmt: skip
         return self.certificate
 
-    def server_bundle(self, name: str, addresses: list[str]) -> Path:
-        """Certificate (signed by this CA) and key in one PEM file, as HAProxy's `crt` loads it.
+    def server_bundle(self, name: str, addresses: list[str], key_type: str = "rsa") -> Path:
+        """Certificate (signed by this CA) and key in one PEM file, as HAProxy's `crt` loads it; `key_type`
+        "rsa" (2048 bits) or "ecdsa" (P-256), the two kinds a site's certificate is.
 
         subjectAltName carries `name` and every address, so a client may connect by name or by address
         and still verify the certificate.
         """
+        if key_type not in KEYS:
+            raise ValueError(f"key_type {key_type!r}: expected one of {sorted(KEYS)}")
         bundle = self.workdir / f"{name}.pem"
         if bundle.exists():
             return bundle
         self.ensure()
         key, csr, cert = (self.workdir / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
         run(
-            "openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "openssl", "req", "-new", *KEYS[key_type], "-nodes", "-subj", f"/CN={name}",
             "-keyout", str(key), "-out", str(csr),
         )  # fmt: skip
         alt = [f"DNS:{name}", *(f"IP:{ipaddress.ip_address(a)}" for a in addresses)]
@@ -61,7 +68,7 @@ class LabCa:
         extensions.write_text(
             f"subjectAltName={','.join(alt)}\n"
             "basicConstraints=critical,CA:FALSE\n"
-            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            f"keyUsage=critical,{USAGE[key_type]}\n"
             "extendedKeyUsage=serverAuth\n"
             "subjectKeyIdentifier=hash\n"
             "authorityKeyIdentifier=keyid,issuer\n"
