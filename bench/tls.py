@@ -54,6 +54,7 @@ class Samples:
 
     h1: list[float] = field(default_factory=list)  # MB per HAProxy CPU-second
     h2: list[float] = field(default_factory=list)
+    h1_kernel: list[float] = field(default_factory=list)  # the share of HAProxy's CPU in the kernel (stime), h1
     ecdsa: list[float] = field(default_factory=list)  # handshakes per HAProxy CPU-second
     rsa: list[float] = field(default_factory=list)
 
@@ -67,11 +68,15 @@ class Ceilings:
     rsa: list[float] = field(default_factory=list)  # RSA 2048 signs/s
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """utime and stime of `pid` (every thread of it), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / 100.0, int(fields[12]) / 100.0  # the 14th, 15th fields; USER_HZ is 100 on Linux
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of `pid` (every thread of it), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th fields of the whole line
-    return ticks / 100.0  # USER_HZ is 100 on Linux
+    return sum(cpu_times(pid))
 
 
 def openssl_speed(*argv: str) -> str:
@@ -189,8 +194,9 @@ def timed(frontend: TunedFrontend, action: Callable[[], str]) -> tuple[str, floa
     return out, cpu_seconds(pid) - before
 
 
-def transfer(frontend: TunedFrontend, h2: bool) -> float:
-    """MB per HAProxy CPU-second for OBJECTS large objects, one after the other on one connection."""
+def transfer(frontend: TunedFrontend, h2: bool, kernel: list[float] | None = None) -> float:
+    """MB per HAProxy CPU-second for OBJECTS large objects, one after the other on one connection (the
+    share of that CPU spent in the kernel appended to `kernel`)."""
     url = f"https://{frontend.vip}/bytes/{OBJECT}"
     argv = ["h2load", "-n", str(OBJECTS), "-c", "1", "-m", "1", f"--tls13-ciphers={CIPHERSUITE}"]
     if not h2:
@@ -202,7 +208,10 @@ def transfer(frontend: TunedFrontend, h2: bool) -> float:
             raise RuntimeError(f"h2load failed: {result.stdout[-800:]} {result.stderr[-400:]}")
         return result.stdout
 
+    system = cpu_times(frontend.worker())[1]
     out, cpu = timed(frontend, fetch)
+    if kernel is not None:
+        kernel.append((cpu_times(frontend.worker())[1] - system) / cpu)
     match = re.search(r"^traffic: \S+ \((\d+)\) total", out, re.M)
     if not match:
         raise RuntimeError(f"h2load printed no traffic line: {out[-400:]}")
@@ -245,7 +254,7 @@ def measure(runs: int, variants: dict[str, Variant], workdir: Path) -> tuple[dic
             for name, variant in variants.items():
                 ecdsa, rsa = frontends[variant.root, "ecdsa"], frontends[variant.root, "rsa"]
                 ecdsa.use(variant.lines)
-                samples[name].h1.append(transfer(ecdsa, h2=False))
+                samples[name].h1.append(transfer(ecdsa, h2=False, kernel=samples[name].h1_kernel))
                 samples[name].h2.append(transfer(ecdsa, h2=True))
                 samples[name].ecdsa.append(handshakes(ecdsa))
                 rsa.use(variant.lines)
@@ -288,7 +297,7 @@ def figures(s: Samples, c: Ceilings) -> list[Figure]:
         Figure(
             "TLS large objects, HTTP/1.1: MB per HAProxy CPU-second / AES-256-GCM per CPU-second",
             f"{spread(aes, 2)}; {spread(s.h1)} MB",
-            f"openssl speed {spread(c.aes)} MB/s",
+            f"openssl speed {spread(c.aes)} MB/s; HAProxy's CPU in the kernel: {spread(s.h1_kernel, 2)}",
             f">= {GOAL_AES}",
             percentile(aes, 50) >= GOAL_AES,
         ),
@@ -351,6 +360,7 @@ def main() -> None:
     for name, s in samples.items():
         print(f"{name:12} p50: {line_of(s, ceilings)}")
         print(f"{'':12} h1 {spread(s.h1)}  h2 {spread(s.h2)}  ECDSA {spread(s.ecdsa)}  RSA {spread(s.rsa)}")
+        print(f"{'':12} h1: HAProxy's CPU in the kernel (stime share) {spread(s.h1_kernel, 2)}")
     print()
     print(markdown("TLS per HAProxy core", figures(samples["ober"], ceilings)))
 
