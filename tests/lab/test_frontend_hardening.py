@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from lab.frontend import Frontend, inventory, render_config
+from lab.keepalive import KeepAliveClient
 from lab.procs import netns_exec, run
 from lab.rootfs import ensure_unpacked, node_image
 from ober_deploy.settings import node_settings
@@ -209,60 +210,22 @@ def test_the_access_log_of_a_presigned_url_has_no_signature_or_credential(make_f
 
 # ---- reloads with keep-alive clients
 
-KEEPALIVE = r"""
-import http.client, json, sys
-host, count = sys.argv[1], int(sys.argv[2])
-conns = [http.client.HTTPConnection(host, 80, timeout=5) for _ in range(count)]
-def round_():
-    failed, errors, closes = 0, [], 0
-    for conn in conns:
-        try:
-            conn.request("GET", "/")
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"HTTP {response.status}")
-            closes += response.getheader("Connection", "").lower() == "close"
-        except Exception as error:
-            failed += 1
-            errors.append(f"{type(error).__name__}: {error}")
-            conn.close()  # the next round opens a new connection, as a client retrying would
-    return {"failed": failed, "closes": closes, "errors": errors}
-for line in sys.stdin:
-    print(json.dumps(round_()), flush=True)
-"""
-
 
 def keepalive_failures(frontend: Frontend, reloads: int, connections: int = 6) -> tuple[int, list[str]]:
     """`connections` keep-alive connections each make a request, then across each of `reloads` reloads their
     next request: how many of those next requests failed."""
-    client = subprocess.Popen(
-        netns_exec(frontend.network.router, sys.executable, "-c", KEEPALIVE, frontend.vip, str(connections)),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert client.stdin is not None and client.stdout is not None
-
-    def requests() -> dict[str, Any]:
-        assert client.stdin is not None and client.stdout is not None
-        client.stdin.write("go\n")
-        client.stdin.flush()
-        return dict(json.loads(client.stdout.readline()))
-
+    client = KeepAliveClient(frontend.network.router, frontend.vip, connections)
     failed, errors = 0, []
     try:
-        assert requests()["failed"] == 0  # every connection open and idle
+        assert client.round()["failed"] == 0  # every connection open and idle
         for _ in range(reloads):
             frontend.reload()
             time.sleep(0.5)  # clients do not send the instant a reload ends
-            result = requests()
+            result = client.round()
             failed += result["failed"]
             errors += result["errors"]
     finally:
-        client.stdin.close()
-        client.wait(timeout=10)
+        client.close()
     return failed, errors
 
 
