@@ -16,6 +16,7 @@ import ipaddress
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from lab.router import parse_nexthops
@@ -141,3 +142,84 @@ class FibWatch:
             if keeping:
                 kept.append(line)
         return kept
+
+
+class FibTimeline:
+    """Every change of the next hops of `prefixes` in `netns`'s FIB, with the wall-clock time it was seen
+    (polled every `interval`, 2 ms, through FibReader), so a benchmark can ask when the FIB first matched
+    something after a fault: `first(predicate, after)`. Runs in the background from `start` to `stop`.
+    """
+
+    def __init__(self, netns: str, prefixes: list[str], interval: float = 0.002) -> None:
+        self.prefixes = prefixes
+        self.interval = interval
+        self.changes: list[tuple[float, dict[str, frozenset[str]]]] = []
+        self._reader = FibReader(netns)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._poll, name="fibtimeline", daemon=True)
+
+    def _sample(self) -> dict[str, frozenset[str]]:
+        return {prefix: frozenset(self._reader.nexthops(prefix)) for prefix in self.prefixes}
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            now, hops = time.time(), self._sample()
+            with self._lock:
+                if not self.changes or self.changes[-1][1] != hops:
+                    self.changes.append((now, hops))
+            self._stop.wait(self.interval)
+
+    def start(self) -> FibTimeline:
+        self.changes.append((time.time(), self._sample()))
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._reader.close()
+
+    def now(self) -> dict[str, frozenset[str]]:
+        with self._lock:
+            return self.changes[-1][1]
+
+    def first(self, predicate: Callable[[dict[str, frozenset[str]]], bool], after: float) -> float | None:
+        """The wall-clock time the FIB first matched `predicate` at or after `after` (None: not yet). The
+        state current at `after` counts from `after` itself."""
+        with self._lock:
+            changes = list(self.changes)
+        for index, (when, hops) in enumerate(changes):
+            ends = changes[index + 1][0] if index + 1 < len(changes) else float("inf")
+            if ends > after and predicate(hops):
+                return max(when, after)
+        return None
+
+    def wait(
+        self, predicate: Callable[[dict[str, frozenset[str]]], bool], after: float, timeout: float, what: str
+    ) -> float:
+        """`first(predicate, after)`, waited for at most `timeout` seconds from now."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.first(predicate, after)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not seen within {timeout:.0f}s (FIB now: {self.now()})")
+            time.sleep(0.01)
+
+    def count_after(self, after: float) -> int:
+        """How many FIB changes were seen after `after`."""
+        with self._lock:
+            return sum(1 for when, _ in self.changes[1:] if when > after)
+
+    def fewest(self, prefix: str, after: float) -> int:
+        """The fewest next hops `prefix` had from `after` on."""
+        with self._lock:
+            changes = list(self.changes)
+        counts = [
+            len(hops[prefix])
+            for index, (when, hops) in enumerate(changes)
+            if (changes[index + 1][0] if index + 1 < len(changes) else float("inf")) > after
+        ]
+        return min(counts) if counts else 0

@@ -58,6 +58,7 @@ CONTROLLER_INDEX = 100
 CLIENT_INDEX = 120  # client i sits at lab index 120+i: 198.51.100.(130+i), 2001:db8:100::(130+i)
 CLIENTS = 2
 VIPS = ("203.0.113.10/32", "2001:db8:203::10/128")
+EXABGP_UNIT = "exabgp.service"
 FLEET_ENV = "OBER_LAB_FLEET"  # inventories/lab.py reads the fleet description from this JSON file
 
 # A client that loops through a VIP (from the router namespace), one new connection per request so each
@@ -469,6 +470,22 @@ class Fleet:
         assert self.router is not None
         return self.router.established()
 
+    def cut_backends(self, node: NspawnNode, cut: bool) -> float:
+        """The node loses (or regains) its RGW gateways, and only this node: a `prohibit` route to each gateway
+        address in the node, so HAProxy's checks are refused at once while the other nodes still reach them.
+        Returns the node's clock (the host's) just before the routes changed."""
+        out = node.ssh("sh", "-c", f"'date +%s.%N; {self.backends_cut_command(cut)}'", check=cut).stdout.split()
+        return float(out[0]) if out else time.time()
+
+    def backends_cut_command(self, cut: bool) -> str:
+        """The shell command `cut_backends` runs on a node (to combine it with another fault at one moment)."""
+        verb, otherwise = ("add", "") if cut else ("del", " 2>/dev/null || true")
+        routes = []
+        for gateway in self.rgw.gateways:
+            routes.append(f"ip route {verb} prohibit {gateway.host.ipv4}/32{otherwise}")
+            routes.append(f"ip -6 route {verb} prohibit {gateway.host.ipv6}/128{otherwise}")
+        return "; ".join(routes) if not cut else " && ".join(routes)
+
     # ---- S3 clients of the site: router namespace, the site's DNS, TLS verified against the lab CA
     def s3_endpoint(self, where: str = DOMAIN) -> str:
         """`https://` + the site's S3 name or a VIP (`203.0.113.10/32` or its address; IPv6 in brackets)."""
@@ -577,6 +594,17 @@ class _Phase:
             self.fleet._say(f"{self.name}: {seconds:.1f}s")
 
 
+def health_process(node: NspawnNode) -> int:
+    """PID of ober-health on the node: the API process ExaBGP (the unit's main process) runs."""
+    exabgp = node.main_pid(EXABGP_UNIT)
+    if not exabgp:
+        raise RuntimeError(f"{node.name}: {EXABGP_UNIT} is not running")
+    found = [pid for pid, args in node.children(exabgp).items() if "ober-health" in args]
+    if len(found) != 1:
+        raise RuntimeError(f"{node.name}: expected one ober-health child of ExaBGP, got {node.children(exabgp)}")
+    return found[0]
+
+
 def vip_address(prefix: str) -> str:
     """`203.0.113.10/32` -> `203.0.113.10`."""
     return str(ipaddress.ip_network(prefix).network_address)
@@ -605,6 +633,7 @@ __all__ = [
     "DeployResult",
     "Fleet",
     "fleet_requirements_missing",
+    "health_process",
     "parse_pyinfra_output",
     "vip_address",
 ]

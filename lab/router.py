@@ -166,7 +166,15 @@ class BirdRouter:
     def set_peer_asn(self, peer_name: str, asn: int) -> None:
         """Reconfigure the AS BIRD expects from node `peer_name` (both sessions) and apply it (`birdc
         configure`): a wrong one is refused with Bad Peer AS, as on a misconfigured router."""
-        self.peers = [dataclasses.replace(p, asn=asn) if p.name == peer_name else p for p in self.peers]
+        self._reconfigure([dataclasses.replace(p, asn=asn) if p.name == peer_name else p for p in self.peers])
+
+    def set_peer_bfd(self, peer_name: str, bfd: bool) -> None:
+        """Turn BFD on or off for node `peer_name`'s sessions at the router and apply it (`birdc configure`):
+        one fleet can then show a node dropped by BFD and another by the hold timer alone."""
+        self._reconfigure([dataclasses.replace(p, bfd=bfd) if p.name == peer_name else p for p in self.peers])
+
+    def _reconfigure(self, peers: list[Peer]) -> None:
+        self.peers = peers
         conf = self.workdir / "bird.conf"
         conf.write_text(self.config())
         out = self.birdc("configure", f'"{conf}"')

@@ -158,12 +158,3 @@ def wait_node_gone(fleet: Fleet, node: NspawnNode, timeout: float) -> float:
     for vip in VIPS:
         fleet.wait_nexthops(vip, fleet.node_ips(vip, others(fleet, node)), timeout=timeout)
     return time.monotonic() - started
-
-
-def health_process(node: NspawnNode) -> int:
-    """PID of ober-health on the node: the API process ExaBGP (the unit's main process) runs."""
-    exabgp = node.main_pid(EXABGP)
-    assert exabgp, f"{node.name}: {EXABGP} is not running"
-    found = [pid for pid, args in node.children(exabgp).items() if "ober-health" in args]
-    assert len(found) == 1, f"{node.name}: expected one ober-health child of ExaBGP, got {node.children(exabgp)}"
-    return found[0]

@@ -11,11 +11,11 @@ import time
 import pytest
 
 from lab.fibwatch import FibWatch
-from lab.fleet import VIPS, DeployResult, Fleet
+from lab.fleet import VIPS, DeployResult, Fleet, health_process
 from lab.nspawn import NspawnNode
 from lab.procs import wait_for
 from tests.conftest import record_figure
-from tests.fleet.conftest import EXABGP, HAPROXY, health_process, others, wait_node_gone
+from tests.fleet.conftest import EXABGP, HAPROXY, others, wait_node_gone
 
 pytestmark = pytest.mark.fleet
 

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 import pytest
 
 from lab.fibwatch import FibWatch
-from lab.fleet import VIPS, Fleet
+from lab.fleet import VIPS, Fleet, health_process
 from lab.nspawn import NspawnNode
 from lab.procs import wait_for
 from lab.router import BirdRouter
 from tests.conftest import record_figure
-from tests.fleet.conftest import EXABGP, HAPROXY, health_process, others, start_fleet, wait_node_gone
+from tests.fleet.conftest import EXABGP, HAPROXY, others, start_fleet, wait_node_gone
 
 pytestmark = pytest.mark.fleet
 
@@ -45,15 +45,6 @@ def first(fleet: Fleet) -> NspawnNode:
 def router(fleet: Fleet) -> BirdRouter:
     assert isinstance(fleet.router, BirdRouter)
     return fleet.router
-
-
-def cut_backends(fleet: Fleet, node: NspawnNode, cut: bool) -> None:
-    """The node loses (or regains) its RGW gateways, and only this node: a `prohibit` route to each gateway
-    address in the node, so HAProxy's checks are refused at once while the other nodes still reach them."""
-    verb = "add" if cut else "del"
-    for gateway in fleet.rgw.gateways:
-        node.ssh("ip", "route", verb, "prohibit", f"{gateway.host.ipv4}/32", check=cut)
-        node.ssh("ip", "-6", "route", verb, "prohibit", f"{gateway.host.ipv6}/128", check=cut)
 
 
 def status(node: NspawnNode) -> tuple[int, dict[str, object]]:
@@ -189,7 +180,7 @@ def test_health_killed_while_the_backends_are_down_the_respawned_one_withdraws(f
     watch = GoneWatch(fleet, node)
     try:
         killed = kill_at(node, f"kill -KILL {old}")
-        cut_backends(fleet, node, cut=True)
+        fleet.cut_backends(node, cut=True)
         new = respawned(node, old)
         gone = watch.wait(timeout=15)
         watch.stop()
@@ -200,7 +191,7 @@ def test_health_killed_while_the_backends_are_down_the_respawned_one_withdraws(f
         log = journal(node, since=killed)
         assert f"ober-health[{new}]: 203.0.113.10/32 withdrawn: {FALL}/{FALL} bad checks" in log, log[-3000:]
     finally:
-        cut_backends(fleet, node, cut=False)
+        fleet.cut_backends(node, cut=False)
     fleet.wait_routes(timeout=30)
 
 
