@@ -173,6 +173,15 @@ class BirdRouter:
         one fleet can then show a node dropped by BFD and another by the hold timer alone."""
         self._reconfigure([dataclasses.replace(p, bfd=bfd) if p.name == peer_name else p for p in self.peers])
 
+    def bfd_up(self) -> set[str]:
+        """Addresses of the neighbors whose BFD session is Up at the router (`birdc show bfd sessions`)."""
+        up = set()
+        for line in self.birdc("show", "bfd", "sessions").splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] == "Up":
+                up.add(fields[0])
+        return up
+
     def _reconfigure(self, peers: list[Peer]) -> None:
         self.peers = peers
         conf = self.workdir / "bird.conf"
