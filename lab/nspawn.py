@@ -90,8 +90,9 @@ class NspawnNode:
         authorized.chmod(0o600)
 
     def boot(self) -> None:
-        """Start systemd-nspawn in the foreground as a supervised child; the console goes to `<name>-nspawn.log`."""
-        self.boots += 1
+        """Start systemd-nspawn in the foreground as a supervised child; the console goes to `<name>-nspawn.log`.
+        `boots` counts it once the new process is there (a waiter that sees the count rise then waits on it,
+        not on the exited one)."""
         self.supervisor.start(
             self.proc_name,
             [
@@ -112,6 +113,7 @@ class NspawnNode:
                 str(self.root),
             ],
         )
+        self.boots += 1
 
     def _own_cgroup_prefix(self) -> list[str]:
         """Command prefix that puts nspawn into a cgroup of its own before it starts.
