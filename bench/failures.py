@@ -54,6 +54,7 @@ class Outcome:
     total: int = 0
     notes: list[str] = field(default_factory=list)
     extra: str = ""  # a row's own figure (keep-alive failures, FIB changes, deploy seconds)
+    runs: int = 0
     skipped: str = ""
 
 
@@ -194,6 +195,7 @@ def row_health_kill_healthy(b: Bench, runs: int, out: Outcome) -> None:
         respawned(node, old)
         time.sleep(2.0)  # ten loops of the new program
         changes.append(b.fib.count_after(at))
+        out.runs += 1
     out.extra = f"FIB changes after each kill: {changes}"
     out.notes.append(out.extra)
 
@@ -374,6 +376,7 @@ def row_reload_keepalive(b: Bench, runs: int, out: Outcome) -> None:
             failed += result["failed"]
             closes += result["closes"]
             sent += 6
+            out.runs += 1
             out.notes += result["errors"]
     finally:
         keepalive.close()
@@ -401,6 +404,7 @@ def row_rolling_redeploy(b: Bench, runs: int, out: Outcome) -> None:
             f"{result.seconds:.1f}s, fewest next hops {fewest} of {len(b.fleet.nodes)}, changes {b.fib.count_after(at)}"
         )
         out.back.append(result.seconds)
+        out.runs += 1
     out.extra = "; ".join(figures)
     out.notes.append(out.extra)
 
@@ -415,6 +419,7 @@ def row_rejected_deploy(b: Bench, runs: int, out: Outcome) -> None:
         rejected = not result.ok and "failed validation, the live file is unchanged" in result.output
         figures.append(f"{result.seconds:.1f}s, rejected={rejected}, FIB changes {b.fib.count_after(at)}")
         out.back.append(result.seconds)
+        out.runs += 1
     out.extra = "; ".join(figures)
     out.notes.append(out.extra)
 
@@ -423,6 +428,7 @@ def record(out: Outcome, gone_back: tuple[float, float]) -> None:
     gone, back = gone_back
     out.gone.append(gone)
     out.back.append(back)
+    out.runs += 1
     print(f"    run {len(out.gone)}: gone {gone * 1000:8.1f} ms   back {back:6.2f} s", flush=True)
 
 
@@ -535,8 +541,9 @@ def health_cost(fleet: Fleet, seconds: float) -> str:
     for name, pid in pids.items():
         cpu0, rss0, t0 = before[name]
         cpu1, rss1, t1 = sample(fleet.nodes[name], pid)
+        cpu = 100 * (cpu1 - cpu0) / (t1 - t0)
         parts.append(
-            f"{name}: CPU {100 * (cpu1 - cpu0) / (t1 - t0):.1f} %, RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB"
+            f"{name.removeprefix(fleet.prefix)}: CPU {cpu:.1f} %, RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB"
         )
     return "; ".join(parts)
 
@@ -587,7 +594,7 @@ def figure(row: Row, out: Outcome) -> Figure:
         ober = out.extra
     else:
         ober = f"gone {spread(out.gone)}; back {spread(out.back, 's')}"
-    runs = len(out.gone) or len(out.back)
+    runs = out.runs
     other = f"{out.failed}/{out.total} requests failed ({runs} run{'s' if runs != 1 else ''})"
     return Figure(row.title, ober, other, row.goal, row.met(out) if row.met is not None else None)
 
