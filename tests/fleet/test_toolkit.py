@@ -20,7 +20,6 @@ from lab.nspawn import NspawnNode
 from lab.procs import netns_exec, wait_for
 from tests.conftest import record_figure
 from tests.fleet.conftest import EXABGP, start_fleet, stop_fleet
-from tests.fleet.test_node_truth import cut_backends
 from tests.unit.test_metrics import parse, value
 
 pytestmark = pytest.mark.fleet
@@ -144,13 +143,13 @@ def test_status_shows_backends_up_of_total_and_the_client_sessions_haproxy_count
 
 
 def test_backends_down_doctor_points_at_the_rgws_not_at_haproxy(fleet: Fleet, node: NspawnNode) -> None:
-    cut_backends(fleet, node, cut=True)
+    fleet.cut_backends(node, cut=True)
     try:
         wait_for(lambda: ober(node, "status").returncode == 1, timeout=15, what="VIPs withdrawn", interval=0.3)
         code, checks, human = doctor(node)
         status = ober(node, "status").stdout
     finally:
-        cut_backends(fleet, node, cut=False)
+        fleet.cut_backends(node, cut=False)
     assert code == 1, human
     backend = next(c for c in checks if c["group"] == "backends")
     assert backend["status"] == "fail" and "0/2 server(s) UP" in backend["what"], human
