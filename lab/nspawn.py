@@ -1,7 +1,7 @@
 """One fleet node: a Debian root filesystem booted with systemd (`systemd-nspawn --boot`) in a lab namespace.
 
 The node runs what a production ingress node runs (systemd as PID 1, sshd, the units the deploy writes with
-their BindsTo=/Restart=/WatchdogSec=), so pyinfra reaches it over SSH exactly as an operator's laptop reaches
+their PartOf=/Restart=/WatchdogSec=), so pyinfra reaches it over SSH exactly as an operator's laptop reaches
 a real node. The node shares the network namespace `LabNetwork.add_host` made: eth0 already carries its
 addresses, and nothing inside the image manages interfaces (no networkd, no ifupdown), so they stay.
 

@@ -1,6 +1,6 @@
 """ExaBGP with ober-health as its API process, under systemd, restarted one node at a time.
 
-`exabgp.service` is Type=notify with a watchdog fed by ober-health, BindsTo HAProxy, and drains on stop.
+`exabgp.service` is Type=notify with a watchdog fed by ober-health, PartOf HAProxy, and drains on stop.
 ExaBGP's inputs are declared here: exabgp.conf, health.toml (its API process's config), its environment
 file, its unit, and the venv (tasks/health.py installs it; whether this run installs one, or the link
 points elsewhere, is read from the node). A change to any of them restarts it one node at a time: on each
