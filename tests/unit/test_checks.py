@@ -27,7 +27,7 @@ from ober_health.checks import (
     check_backend,
     check_http,
     connect_unix,
-    index_backends,
+    index_servers,
     parse_show_stat,
     read_backends,
     read_stats,
@@ -331,11 +331,22 @@ def test_servers_in_maintenance_or_drain_do_not_count(haproxy: Haproxy) -> None:
     haproxy.admin("set server be_app/s1 state drain")
     assert haproxy.status("be_app", "s1") == "DRAIN"
     assert up_servers(haproxy.rows(), "be_app") == 0
+    assert loop_count(haproxy, "be_app") == Servers(0, 2)  # the health loop's reading agrees
     haproxy.admin("set server be_app/s1 state maint")
     assert haproxy.status("be_app", "s1") == "MAINT"
     assert up_servers(haproxy.rows(), "be_app") == 0
+    assert loop_count(haproxy, "be_app") == Servers(0, 2)
     haproxy.admin("set server be_app/s1 state ready")
     wait_for(lambda: up_servers(haproxy.rows(), "be_app") == 1, "be_app/s1 back UP")
+    assert loop_count(haproxy, "be_app") == Servers(1, 2)
+    haproxy.admin("set server be_unchecked/u1 state maint")
+    assert loop_count(haproxy, "be_unchecked") == Servers(0, 1)  # "no check" in maintenance: no traffic
+
+
+def loop_count(haproxy: Haproxy, backend: str) -> Servers:
+    backends, error = read_backends(haproxy.socket_path, TIMEOUT)
+    assert backends is not None, error
+    return backends[backend]
 
 
 def test_check_backend_against_live_stats(haproxy: Haproxy) -> None:
@@ -356,7 +367,8 @@ def test_check_backend_against_live_stats(haproxy: Haproxy) -> None:
 
 
 def test_one_pass_index_agrees_with_the_rows_haproxy_serves(haproxy: Haproxy) -> None:
-    """The loop's counts (`show stat -1 6 -1`, one pass) are the CLI's (every row, by name), backend by backend."""
+    """The loop's counts (`show backend;show servers state`, one pass) are the CLI's (`show stat`'s status
+    words, every row, by name), backend by backend."""
     wait_for(lambda: haproxy.status("be_app", "s2").startswith("DOWN"), "be_app/s2 DOWN")
     backends, error = read_backends(haproxy.socket_path, TIMEOUT)
     assert backends is not None, error
@@ -396,15 +408,68 @@ backend be_new
         silent.close()
 
 
-def test_index_of_a_show_stat_answer() -> None:
-    text = (
-        "# pxname,svname,status,check_status,\n"
-        "be_a,s1,UP,L7OK,\nbe_a,s2,UP 1/2,L7STS,\nbe_a,s3,NOLB,L7OK,\nbe_a,s4,UP,* INI,\n"
-        "be_a,s5,no check,,\nbe_a,BACKEND,UP,,\nbe_b,BACKEND,DOWN,,\nfe,FRONTEND,OPEN,,\n\n"
+SERVERS_HEADER = (
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+    "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
+    "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port "
+    "srv_check_addr srv_agent_addr srv_agent_port"
+)
+
+
+def servers_line(backend: str, server: str, op: int, admin: int, check_status: int, check_state: int) -> str:
+    return (
+        f"3 {backend} 1 {server} 127.0.0.1 {op} {admin} 1 1 5 {check_status} 0 2 {check_state} 0 0 0 - 80 - 0 0 - - 0"
     )
-    assert index_backends(text) == {"be_a": Servers(up=3, total=5, initializing=1), "be_b": Servers(0, 0)}
-    assert index_backends("") == {}
-    assert index_backends("# pxname,svname\nbe_a,s1\n") == {}  # not the columns it needs: nothing known
+
+
+def test_index_of_a_servers_state_answer() -> None:
+    """HAProxy's numbers counted as `show stat`'s words: RUNNING and STARTING serve unless in maintenance
+    (admin 0x1, 0x2, 0x20) or drain (0x8, 0x10); STOPPING (NOLB) and STOPPED do not; a checked server whose
+    check status is still INI (1) is not known yet; an unchecked one (check state without 0x4) serves."""
+    lines = [
+        servers_line("be_a", "up", 2, 0, 6, 6),
+        servers_line("be_a", "slowstart", 1, 0, 6, 6),
+        servers_line("be_a", "nolb", 3, 0, 6, 6),
+        servers_line("be_a", "ini", 2, 0, 1, 6),
+        servers_line("be_a", "nocheck", 2, 0, 1, 0),
+        servers_line("be_a", "down", 0, 0, 8, 6),
+        servers_line("be_a", "drain", 2, 0x8, 6, 6),
+        servers_line("be_a", "maint", 0, 0x1, 1, 14),
+        servers_line("be_a", "config-disabled", 0, 0x5, 1, 14),
+        servers_line("be_a", "dns-maint", 2, 0x20, 6, 6),
+    ]
+    text = "# name\nbe_a\nbe_b\n\n1\n" + SERVERS_HEADER + "\n" + "\n".join(lines) + "\n\n"
+    expected = {"be_a": Servers(up=3, total=10, initializing=1), "be_b": Servers(0, 0)}
+    assert index_servers(text) == expected
+    # a line that is not a full grid row (a field HAProxy left empty) is counted line by line, not misread
+    ragged = text.replace(lines[0], lines[0] + " extra")
+    assert index_servers(ragged) == expected
+    assert index_servers("# name\nbe_b\n\n1\n" + SERVERS_HEADER + "\n\n") == {"be_b": Servers(0, 0)}
+    for wrong in ("", "Unknown command.\n", "# name\nbe_a\n\nPermission denied\n", "# name\n\n1\n# be_id\n"):
+        with pytest.raises(ValueError):
+            index_servers(wrong)
+
+
+def test_an_answer_that_is_not_the_servers_state_is_a_stats_error(tmp_path: Path) -> None:
+    """A socket that answers something else (an error line) fails the VIPs with the words, never as
+    "backend not found"."""
+    path = str(tmp_path / "fake.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"Unknown command.\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        backends, error = read_backends(path, TIMEOUT)
+        thread.join(timeout=5)
+    assert backends is None
+    assert error.startswith(f"{path}: not an answer to `show backend`"), error
 
 
 def test_missing_stats_socket_is_unhealthy_with_a_reason(tmp_path: Path) -> None:
