@@ -57,6 +57,12 @@ log = logging.getLogger("ober-health")
 PROBE_INTERVAL = 1.0  # seconds between two probes of ExaBGP (its adj-rib-out and sessions)
 MIN_EXABGP_TIMEOUT = 3.0  # the protocol's smallest hold time
 CONFIRM_HUNG = 0.5  # a silent ExaBGP is called hung only if still silent this much later (we may be the slow one)
+# From this many VIPs on, a quiet check round (no verdict, reason, route, ack or drain changed: only counters
+# and timestamps moved) republishes the state at most every QUIET_PUBLISH seconds instead of every loop: at
+# 1000 VIPs the 0.3 MB state costs 7-8 ms of CPU to build, encode and write, more than the decisions
+# (bench/healthloop.py). Readers call a state stale after max(2 s, 5 intervals).
+QUIET_PUBLISH_VIPS = 200
+QUIET_PUBLISH = 0.5
 
 
 class Phase(Enum):
@@ -153,6 +159,8 @@ class HealthProgram:
         self.exabgp_stopping = False  # ExaBGP said `shutdown`: it reads no more commands, expect no acks
         self.stop_deadline = 0.0
         self.state_file_error = ""
+        self.published_at: float | None = None  # monotonic, the last publish
+        self.dirty = False  # something changed since the last publish that a quiet round would not show
         self.rib_read_at: float | None = None
         self.master_exited_at: float | None = None  # monotonic: a round begun before it saw a live HAProxy
         self.reconciled = "not yet: waiting for ExaBGP's adj-rib-out"
@@ -294,6 +302,7 @@ class HealthProgram:
             record = self.commands.get(command.prefix)
             if record is not None and record.seq == command.seq:
                 record.acked = answer.ok
+                self.dirty = True
             if not answer.ok:
                 log.error("ExaBGP rejected `%s`", command.line)
         elif command.kind is Kind.SHOW_NEIGHBORS:
@@ -388,9 +397,11 @@ class HealthProgram:
         if self.phase is not Phase.RUNNING:
             return
         now = self.clock.time()
+        changed = self.dirty or checks.drain_problems != self.drain_problems
         if checks.drain != self.drain_reason:
             log.warning("%s", checks.drain or "drain ended: normal checks resume")
             self.drain_reason = checks.drain
+            changed = True
         for problem in checks.drain_problems:
             if problem not in self.drain_problems:
                 log.error("%s", problem)
@@ -404,6 +415,7 @@ class HealthProgram:
             if not result.ok and result.known:
                 failures = self.failures[prefix]
                 failures[result.code or "other"] = failures.get(result.code or "other", 0) + 1
+            before = (machine.last_ok, machine.last_reason)
             change = machine.observe(
                 result.ok,
                 result.reason,
@@ -413,10 +425,20 @@ class HealthProgram:
                 decisive=result.decisive,
             )
             if change is not None:
+                changed = True
                 self._apply(prefix, change, checks.drain or self._why(machine, result))
+            elif before != (machine.last_ok, machine.last_reason):
+                changed = True
         self.loops += 1
         self.round_started_at = checks.started_at
-        self.publish()
+        mono = self.clock.monotonic()
+        if (
+            changed
+            or len(self.machines) < QUIET_PUBLISH_VIPS
+            or self.published_at is None
+            or mono - self.published_at >= QUIET_PUBLISH
+        ):
+            self.publish()
         if not self.hung:
             self.notifier.notify("WATCHDOG=1")
 
@@ -540,19 +562,23 @@ class HealthProgram:
 
     def publish(self) -> None:
         """The state to the status endpoint and the state file; a file that cannot be written is reported in
-        the state itself (which the endpoint still serves) and logged once per distinct error."""
-        state = self.state()
+        the state itself (which the endpoint still serves) and logged once per distinct error.
+
+        Encoded once per loop (at 1000 VIPs the state is 0.3 MB; building and encoding it is most of the
+        loop's CPU: bench/healthloop.py), again only when the file's error changes."""
+        self.published_at, self.dirty = self.clock.monotonic(), False
+        data = encode(self.state())
         try:
-            write_bytes(Path(self.health.state_file), encode(state))
+            write_bytes(Path(self.health.state_file), data)
         except OSError as exc:
             error = f"cannot write {self.health.state_file}: {exc.strerror or exc}"
             if error != self.state_file_error:
                 log.error("%s (`ober status` reads the status endpoint instead)", error)
                 self.state_file_error = error
-                state["state_file_error"] = error
+                data = encode(self.state())
         else:
             if self.state_file_error:
                 log.info("state file %s written again", self.health.state_file)
                 self.state_file_error = ""
-                state["state_file_error"] = ""
-        self._publish(encode(state))
+                data = encode(self.state())
+        self._publish(data)

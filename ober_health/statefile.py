@@ -102,7 +102,9 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
 
 
 def encode(state: State) -> bytes:
-    return (json.dumps(state, indent=1, sort_keys=True) + "\n").encode()
+    """One line of compact JSON: without `indent`, `json` uses its C encoder (at 1000 VIPs 4 ms instead of
+    20 ms, five times a second); `jq .` or `ober status --json` print it for people."""
+    return (json.dumps(state, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
 def validate_state(data: Any, where: str) -> State:

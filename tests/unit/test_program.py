@@ -21,7 +21,7 @@ from ober_health.checks import CheckResult, CheckRound
 from ober_health.config import Config, parse_config
 from ober_health.exabgp import parse_line
 from ober_health.masterwatch import MasterExited, MasterWatched
-from ober_health.program import CheckDone, HealthProgram, Signalled, StdinClosed
+from ober_health.program import QUIET_PUBLISH, QUIET_PUBLISH_VIPS, CheckDone, HealthProgram, Signalled, StdinClosed
 from ober_health.statefile import State, validate_state
 
 V4, V6 = "203.0.113.10/32", "2001:db8:203::10/128"
@@ -33,7 +33,7 @@ WITHDRAW_V4 = f"neighbor {PEER_V4} withdraw route {V4} next-hop self"
 WITHDRAW_V6 = f"neighbor {PEER_V6} withdraw route {V6} next-hop self"
 
 
-def make_config(tmp_path: Path, **health: Any) -> Config:
+def make_config(tmp_path: Path, vips: list[dict[str, Any]] | None = None, **health: Any) -> Config:
     return parse_config(
         {
             "health": {
@@ -48,7 +48,7 @@ def make_config(tmp_path: Path, **health: Any) -> Config:
             },
             "bgp": {"local_asn": 65001, "router_id": "198.51.100.11", "hold_time": 9},
             "peer": [{"address": PEER_V4, "asn": 65000}, {"address": PEER_V6, "asn": 65000}],
-            "vip": [{"prefix": V4, "med": 100}, {"prefix": V6}],
+            "vip": vips if vips is not None else [{"prefix": V4, "med": 100}, {"prefix": V6}],
         }
     )
 
@@ -131,7 +131,9 @@ class FakeExabgp:
 class Harness:
     """Drives a HealthProgram as ober_health.main.serve does, with checks done in zero threads."""
 
-    def __init__(self, tmp_path: Path, exabgp: FakeExabgp | None = None, **health: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, exabgp: FakeExabgp | None = None, vips: list[dict[str, Any]] | None = None, **health: Any
+    ) -> None:
         self.clock = FakeClock()
         self.notifier = FakeNotifier()
         self.exabgp = exabgp or FakeExabgp()
@@ -145,7 +147,9 @@ class Harness:
         self.checks = 0
         self.steps = 0  # turns of the driver's loop
         self.hang_checks = False
-        self.config = make_config(tmp_path, **health)
+        self.config = make_config(tmp_path, vips, **health)
+        if vips is not None:
+            self.ok = {vip["prefix"]: True for vip in vips}
         self.program = HealthProgram(
             self.config, self._write, self.notifier, clock=self.clock, publish=self.published.append
         )
@@ -617,3 +621,36 @@ def test_a_starting_program_publishes_its_state_at_once(tmp_path: Path) -> None:
     state = h.state()
     assert state["phase"] == "reconciling" and state["loops"] == 0
     assert state["exabgp"]["reconciled"] == "not yet: waiting for ExaBGP's adj-rib-out"
+
+
+# ---- publishing the state at scale
+
+
+def test_a_large_quiet_state_is_republished_every_half_second_and_a_change_at_once(tmp_path: Path) -> None:
+    """From QUIET_PUBLISH_VIPS VIPs on, a round that changed nothing but counters republishes at most every
+    QUIET_PUBLISH s (readers call a state stale after 2 s); a verdict that changes is published by its round."""
+    prefixes = [f"2001:db8:1000::{index:x}/128" for index in range(1, QUIET_PUBLISH_VIPS + 1)]
+    h = Harness(tmp_path, vips=[{"prefix": prefix} for prefix in prefixes])
+    h.run(INTERVAL * (RISE + 2))
+    assert all(v["state"] == "announced" and v["acked"] for v in h.state()["vips"].values())
+    published, checks = len(h.published), h.checks
+    h.run(3.0)
+    quiet_loops = h.checks - checks
+    assert quiet_loops >= 14
+    assert 3 <= len(h.published) - published <= quiet_loops // 2, "a quiet round republished every loop"
+    loops = h.state()["loops"]
+    assert h.checks - loops <= QUIET_PUBLISH / INTERVAL + 1, "the published state lags by more than QUIET_PUBLISH"
+    h.ok[prefixes[7]] = False
+    published = len(h.published)
+    h.run(INTERVAL)
+    assert len(h.published) > published
+    assert h.state()["vips"][prefixes[7]]["last_ok"] is False
+
+
+def test_a_small_state_is_published_after_every_round(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.run(1.0)
+    published, checks = len(h.published), h.checks
+    h.run(2.0)
+    assert len(h.published) - published >= h.checks - checks
+    assert h.state()["loops"] == h.checks
