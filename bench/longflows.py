@@ -17,6 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from bench.figures import Figure
 from lab.drainflows import DrainRun, drain_under_downloads
 from lab.fastlab import FastLab
 
@@ -28,6 +29,32 @@ def one_run(ecmp: str, nodes: int, flows: int, index: int) -> DrainRun:
     prefix = f"bl{os.getpid() % 1000}{index % 100}"
     with FastLab(workdir, prefix=prefix, nodes=nodes, vips=(VIP,), ecmp=ecmp, client=True) as lab:
         return drain_under_downloads(lab, next(iter(lab.nodes)), VIP, flows=flows)
+
+
+def section(runs: int, nodes: int = 3, flows: int = 16) -> list[Figure]:
+    """bench.dataplane's row: downloads on the other nodes completed through a drain, resilient vs plain
+    multipath, `runs` runs of each, alternated."""
+    totals: dict[str, list[DrainRun]] = {"resilient": [], "multipath": []}
+    for index in range(runs):
+        for ecmp, done in totals.items():
+            done.append(one_run(ecmp, nodes, flows, 2 * index + (ecmp == "multipath")))
+
+    def count(ecmp: str) -> tuple[int, int]:
+        return sum(r.survived for r in totals[ecmp]), sum(len(r.on_others) for r in totals[ecmp])
+
+    survived, others = count("resilient")
+    plain_survived, plain_others = count("multipath")
+    drains = [r.drain_seconds for r in totals["resilient"]]
+    return [
+        Figure(
+            f"long downloads (3 MB at 0.5 MB/s) on the other nodes through `ober drain --wait` of one of {nodes}"
+            f" nodes, resilient router ({runs} runs)",
+            f"{survived}/{others} complete; drain p50 {statistics.median(drains):.1f} s",
+            f"plain multipath {plain_survived}/{plain_others}",
+            "all",
+            survived == others,
+        )
+    ]
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,11 +37,13 @@ class FastLab:
         bfd: bool = False,
         ecmp: str = "multipath",
         client: bool = False,
+        api_process: Callable[[FastNode], str | None] | None = None,
     ) -> None:
         """`ecmp`: "multipath" (the router's kernel hashes BIRD's multipath routes by hash-threshold: a
         next hop that leaves moves other next hops' flows too) or "resilient" (BIRD's routes mirrored as
         resilient nexthop groups by lab.resilient: only the leaving next hop's flows move; BIRD only).
-        `client`: a client namespace behind the router (`client_ns`), whose flows the router forwards."""
+        `client`: a client namespace behind the router (`client_ns`), whose flows the router forwards.
+        `api_process`: per node, the command ExaBGP runs instead of ober-health (None: ober-health)."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.supervisor = Supervisor(workdir)
@@ -58,6 +60,7 @@ class FastLab:
             raise ValueError("ecmp: 'resilient' needs router='bird' (the mirror reads BIRD's kernel table)")
         self.ecmp = ecmp
         self.client = client
+        self.api_process = api_process
         self.client_ns = ""
         self.mirror: ResilientMirror | None = None
         self.nodes: dict[str, FastNode] = {}
@@ -80,6 +83,8 @@ class FastLab:
         for host in hosts:
             node = FastNode(host, self.workdir / host.name, self.supervisor, self.vip_entries, self.health_overrides)
             self.nodes[host.name] = node
+            if self.api_process is not None:
+                node.api_command = self.api_process(node)
             self.vips = node.vips
             for vip in node.vips:  # what ober-vips.service does on a node
                 self.network.add_address(host.name, vip.prefix)

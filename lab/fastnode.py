@@ -11,6 +11,7 @@ namespace, so a test can SIGKILL or SIGSTOP exactly one of them and watch the ro
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -79,6 +80,9 @@ class FastNode:
         self.ober = node_settings(host.name, inventory(host, vips, health_overrides or {}))
         self.paths = lab_paths(workdir, VENV)
         self.vips = self.ober.vips
+        # another API process for ExaBGP instead of ober-health (bench/vs_healthcheck.py: ExaBGP's bundled
+        # healthcheck, as a stock setup runs it: no neighbor changes or parsed messages on its stdin)
+        self.api_command: str | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -121,7 +125,12 @@ class FastNode:
             ("exabgp.conf.j2", self.paths.exabgp_config),
             ("health.toml.j2", self.paths.health_config),
         ):
-            Path(path).write_text(render(template, data))
+            text = render(template, data)
+            if template == "exabgp.conf.j2" and self.api_command:
+                text = re.sub(r"run [^;]*;", lambda _: f"run {self.api_command};", text, count=1)
+                text = re.sub(r"\n\s*neighbor-changes;", "", text)
+                text = re.sub(r"\n\s*receive \{[^}]*\}", "", text)
+            Path(path).write_text(text)
 
     def pool(self, backend: str) -> Pool:
         return next(pool for pool in self.ober.pools if pool.name == backend)
