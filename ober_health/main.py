@@ -29,11 +29,11 @@ from pathlib import Path
 from types import FrameType
 
 from ober_health import __version__
-from ober_health.checks import CheckRound, crashed, run_checks
+from ober_health.checks import CheckRound, StatsCache, crashed, run_checks
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from ober_health.endpoint import start_endpoint
 from ober_health.exabgp import EventKind, parse_line
-from ober_health.masterwatch import MasterWatch
+from ober_health.masterwatch import MasterExited, MasterWatch, MasterWatched
 from ober_health.metrics import certificate_expiries
 from ober_health.paths import PATHS
 from ober_health.program import CheckDone, HealthProgram, Input, Signalled, StdinClosed
@@ -99,6 +99,7 @@ class Checker:
         self.config = config
         self.events = events
         self.requests: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self.stats = StatsCache()  # at scale, one read of HAProxy's servers serves two loops
         self.thread = threading.Thread(target=self._run, name="checker", daemon=True)
 
     def start(self) -> None:
@@ -112,7 +113,7 @@ class Checker:
             self.requests.get()
             started = time.monotonic()
             try:
-                checks = run_checks(self.config, started)
+                checks = run_checks(self.config, started, self.stats)
             except Exception as exc:  # a check that crashes is a failed check, never a dead checker
                 log.exception("check round failed")
                 failed = crashed(exc)
@@ -193,7 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     checker.start()
     if config.health.watch_haproxy:
         health = config.health
-        MasterWatch(health.stats_socket, events.put, retry=health.interval, timeout=health.timeout).start()
+
+        def post(event: MasterWatched | MasterExited) -> None:
+            if isinstance(event, MasterExited):
+                checker.stats.forget()  # the next round reads the new HAProxy's servers
+            events.put(event)
+
+        MasterWatch(health.stats_socket, post, retry=health.interval, timeout=health.timeout).start()
     log.info(
         "started: %d VIP(s), %d peer(s), interval %gs, rise %d, fall %d%s",
         len(config.vips),

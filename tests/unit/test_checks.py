@@ -22,8 +22,10 @@ from pathlib import Path
 import pytest
 
 from ober_health.checks import (
+    STATS_REUSE_VIPS,
     CheckResult,
     Servers,
+    StatsCache,
     check_backend,
     check_http,
     connect_unix,
@@ -31,9 +33,10 @@ from ober_health.checks import (
     parse_show_stat,
     read_backends,
     read_stats,
+    run_checks,
     up_servers,
 )
-from ober_health.config import VipConfig
+from ober_health.config import Config, HealthConfig, VipConfig
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None)
 pytestmark = pytest.mark.skipif(HAPROXY is None, reason="needs the haproxy binary (apt-get install haproxy)")
@@ -525,3 +528,35 @@ def test_a_full_accept_queue_is_waited_for_within_the_timeout_not_an_error(tmp_p
         connect_unix(path, 2.0).close()
         for client in queued:
             client.close()
+
+
+def test_at_scale_one_read_of_the_servers_serves_two_loops(haproxy: Haproxy, tmp_path: Path) -> None:
+    """From STATS_REUSE_VIPS VIPs on, a loop uses the previous loop's read (one interval old at most) and
+    the next one reads again; fewer VIPs read every loop; a failed HTTP check forgets the read."""
+    # be_unchecked's server: its maintenance leaves HAProxy's /health (be_app's) at 200
+    health = HealthConfig(
+        haproxy_url=haproxy.health_url,
+        stats_socket=haproxy.socket_path,
+        maintenance_file=str(tmp_path / "maintenance"),
+        drain_file=str(tmp_path / "drain"),
+        interval=5.0,  # a wide reuse window: the test's own pauses never expire it
+    )
+    many = Config(
+        health=health,
+        vips=tuple(VipConfig(f"2001:db8:1000::{i + 1:x}/128", backend="be_unchecked") for i in range(STATS_REUSE_VIPS)),
+    )
+    few = Config(health=health, vips=many.vips[:2])
+    vip = many.vips[0].prefix
+    cache = StatsCache()
+    assert run_checks(many, cache=cache).results[vip].ok  # read
+    haproxy.admin("set server be_unchecked/u1 state maint")
+    assert run_checks(many, cache=cache).results[vip].ok, "the second loop must use the first loop's read"
+    assert run_checks(many, cache=cache).results[vip].code == "backend_down"  # read again: u1 in maintenance
+    assert run_checks(few, cache=StatsCache()).results[vip].code == "backend_down"
+    haproxy.admin("set server be_unchecked/u1 state ready")
+    assert run_checks(few, cache=cache).results[vip].ok  # fewer VIPs: every loop reads
+    cache.forget()
+    assert run_checks(many, cache=cache).results[vip].ok  # read
+    haproxy.admin("set server be_unchecked/u1 state maint")
+    cache.forget()  # what a failed HTTP check or HAProxy's master exiting does
+    assert run_checks(many, cache=cache).results[vip].code == "backend_down"
