@@ -368,8 +368,8 @@ class CheckRound:
 
 # From this many VIPs on, the servers' states read by one loop serve the next one too (each read is
 # `index_servers` over every server: at 1000 VIPs x 8 servers 10-15 ms of the loop's CPU). HAProxy itself
-# takes `fall` x `inter` (seconds) to change a server's state, so a count at most one interval older moves
-# a backend-down withdraw by at most one interval. The HTTP check still runs every loop.
+# takes `fall` x `inter` (seconds) to change a server's state, so a count one loop older moves a
+# backend-down withdraw by one loop (0.2 s at the defaults). The HTTP check still runs every loop.
 STATS_REUSE_VIPS = 200
 
 
@@ -390,10 +390,11 @@ class StatsCache:
         if generation == self.generation:
             self.backends, self.read_at = backends, read_at
 
-    def fresh(self, now: float, interval: float) -> dict[str, Servers] | None:
-        """The last read if it is from the previous loop (younger than 1.5 intervals), else None."""
+    def fresh(self, now: float, interval: float, timeout: float) -> dict[str, Servers] | None:
+        """The last read if it is from the previous loop, else None: younger than 2 intervals + the timeout,
+        so that a loop running late (a loaded machine, when the saving matters most) still reuses it."""
         backends = self.backends
-        return backends if backends is not None and now - self.read_at < 1.5 * interval else None
+        return backends if backends is not None and now - self.read_at < 2 * interval + timeout else None
 
 
 def run_checks(config: Config, started: float | None = None, cache: StatsCache | None = None) -> CheckRound:
@@ -439,7 +440,7 @@ def _haproxy_results(config: Config, cache: StatsCache | None = None) -> dict[st
     if any(vip.backend for vip in config.vips):
         now = time.monotonic()
         if cache is not None and len(config.vips) >= STATS_REUSE_VIPS:
-            backends = cache.fresh(now, health.interval)
+            backends = cache.fresh(now, health.interval, health.timeout)
             if backends is not None:
                 cache.forget()  # used once: the next loop reads again
         if backends is None:
