@@ -1,6 +1,6 @@
 """Issue 14's figures in one run, side by side: the data plane of a node and what it is compared with.
 
-    .venv/bin/python -m bench.dataplane [--runs 3] [--quick]      # root; about 10 minutes (--quick: 4-5)
+    .venv/bin/python -m bench.dataplane [--runs 3] [--quick]      # root; about 6 minutes (--quick: 1 run of each)
 
 Sections, each its benchmark's own `section(runs)` (their modules say how they measure):
   bench.vs_healthcheck   ober-health vs ExaBGP's healthcheck: kill, hang, a VIP's backend down, CPU
