@@ -22,5 +22,6 @@ for task in (
     "haproxy",  # its inputs (whitelist ACL, TLS bundles 0600), haproxy.cfg (validated, swapped), one reload
     "bfd",  # FRR bfdd for peers with bfd: true
     "exabgp",  # exabgp.conf and health.toml (validated), exabgp.service, rolling restart
+    "ocsp",  # ober_ocsp_stapling: ober-ocsp.timer fetches the OCSP responses HAProxy staples (after the venv roll)
 ):
     local.include(f"tasks/{task}.py")

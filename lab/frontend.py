@@ -32,6 +32,7 @@ from lab.procs import Supervisor, env_with, netns_exec, run, wait_for
 from ober_deploy.haproxy import haproxy_features
 from ober_deploy.render import lab_paths, render, template_data
 from ober_deploy.settings import NodeSettings, node_settings
+from ober_health.ocsp import companion
 
 REPO = Path(__file__).resolve().parents[1]
 VIP = "203.0.113.10"
@@ -51,6 +52,8 @@ def render_config(settings: NodeSettings, workdir: Path, seen_as: Path, haproxy_
     certs.mkdir(exist_ok=True)
     for bundle in settings.tls_certificates:
         (certs / bundle.name).write_bytes(bundle.read_bytes())
+        if settings.ocsp_stapling:  # as the deploy writes it (ober_deploy/haproxy_inputs.tls_bundles): empty
+            companion(certs / bundle.name).touch()
     # the group of ober's socket is `haproxy`: `ober` exists on a node, not here
     paths = lab_paths(seen_as, Path(sys.prefix))
     data = template_data(settings, paths, threads=1, maxconn=1000, haproxy=haproxy_features(haproxy_version))

@@ -28,6 +28,7 @@ from pyinfra.operations.util import any_changed
 from ober_deploy.render import template_data
 from ober_deploy.settings import NodeSettings
 from ober_deploy.tls import public_part
+from ober_health.ocsp import companion
 from ober_health.paths import PATHS
 
 
@@ -48,10 +49,36 @@ def whitelist_acls(ober: NodeSettings) -> list[OperationMeta]:
 def tls_bundles(ober: NodeSettings) -> list[OperationMeta]:
     """The inventory's TLS bundles in HAProxy's `crt` directory (0600 root), bundles no longer listed removed.
 
-    The bundles were checked on the controller (key matches, not expired) by the inventory's validation."""
-    return _one_file_per_bundle(
-        ober, PATHS.certs_dir, "700", "600", "TLS bundle {name}", "remove TLS bundle {stale}", str
+    The bundles were checked on the controller (key matches, not expired) by the inventory's validation.
+
+    With ober_ocsp_stapling each bundle has its `<bundle>.ocsp` beside it: written empty when missing (HAProxy
+    then staples for that certificate, and takes responses at runtime: ober_health/ocsp.py) and emptied when
+    the bundle changes (the response held is the old certificate's); `ober ocsp-update` fills it. Without the
+    option those files are removed like stale bundles, and the reload that follows stops the stapling."""
+    responses = [str(companion(f"{PATHS.certs_dir}/{path.name}")) for path in ober.tls_certificates]
+    responses = responses if ober.ocsp_stapling else []
+    operations = _one_file_per_bundle(
+        ober, PATHS.certs_dir, "700", "600", "TLS bundle {name}", "remove TLS bundle {stale}", str, keep=responses
     )
+    puts = operations[1 : 1 + len(ober.tls_certificates)]  # after the directory, one upload per bundle, in order
+    for put, response in zip(puts, responses, strict=False):
+        operations.append(
+            server.shell(
+                name=f"{response}: emptied, its bundle changed (ober ocsp-update fetches the new certificate's)",
+                commands=[f": > {response}"],
+                _if=put.did_change,
+            )
+        )
+        operations.append(
+            files.file(
+                name=f"{response} (OCSP stapling on: HAProxy staples what ober ocsp-update puts here)",
+                path=response,
+                user="root",
+                group="root",
+                mode="600",
+            )
+        )
+    return operations
 
 
 def public_certificates(ober: NodeSettings) -> list[OperationMeta]:
@@ -77,11 +104,13 @@ def _one_file_per_bundle(
     name: str,
     remove: str,
     content: Callable[[Path], str | io.StringIO],
+    keep: list[str] | None = None,
 ) -> list[OperationMeta]:
     """`directory` (root's) holding one file per inventory bundle, named as the bundle, with `content` of it;
-    files of bundles no longer listed removed (what is there is read from the node, not remembered)."""
+    files of bundles no longer listed removed (what is there is read from the node, not remembered), but
+    those in `keep`."""
     operations = [files.directory(name=directory, path=directory, user="root", group="root", mode=directory_mode)]
-    wanted = {f"{directory}/{path.name}" for path in ober.tls_certificates}
+    wanted = {f"{directory}/{path.name}" for path in ober.tls_certificates} | set(keep or [])
     for path in ober.tls_certificates:
         operations.append(
             files.put(

@@ -74,6 +74,15 @@ KEYS: tuple[Key, ...] = (
         0,
         "`Strict-Transport-Security: max-age=N` on TLS responses, in seconds (0: none; see Hardening)",
     ),
+    # Off by default: stapling needs the node to reach the certificate's OCSP responder (AIA URL), which sites
+    # behind firewalls or with a private CA without one cannot; off, nothing is lost (clients ask the responder
+    # themselves, or do not check). On: ober-ocsp.timer on each node fetches the responses, HAProxy staples them.
+    Key(
+        "ober_ocsp_stapling",
+        False,
+        "staple each bundle's OCSP response (fetched on the node from the responder the certificate names, hourly"
+        " when due, pushed to HAProxy without a reload); needs the issuer in the bundle (see Hardening)",
+    ),
     Key("ober_http", False, "also serve plain HTTP on port 80"),
     # the three whitelists: addresses, prefixes and Slurm hostlists of names (`weka[001-100]`), names resolved
     # on the controller; `pyinfra INVENTORY tasks/whitelists.py` syncs them alone (the seed's `ober sync`)

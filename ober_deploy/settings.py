@@ -28,7 +28,7 @@ from typing import Any
 import hostlist
 
 from ober_deploy.keys import KNOWN_KEYS, METRICS_ALLOW_DEFAULT, value
-from ober_deploy.tls import certificate_problem
+from ober_deploy.tls import certificate_problem, ocsp_problem
 from ober_health.config import (
     NOT_SET,
     TIMERS,
@@ -123,6 +123,7 @@ class NodeSettings:
     maxconn: int
     pools: tuple[Pool, ...] = field(default=())  # the first is `ober_backends` (DEFAULT_BACKEND)
     hsts_max_age: int = 0  # Strict-Transport-Security on TLS responses; 0: no header
+    ocsp_stapling: bool = False  # ober-ocsp.timer fetches each bundle's OCSP response, HAProxy staples it
     metrics_bind: str | None = None  # "address:port" (IPv6 in brackets) of the metrics frontend; None: none
     metrics_allow: tuple[str, ...] = METRICS_ALLOW_DEFAULT  # sources it answers (prefixes)
 
@@ -568,6 +569,13 @@ def node_settings(
         c.add(
             "ober_hsts_max_age", hsts_max_age, "is set, but ober_tls_certificates is empty: no TLS response to carry it"
         )
+    ocsp_stapling = _bool(c, "ober_ocsp_stapling", value(data, "ober_ocsp_stapling"))
+    if ocsp_stapling and not certificates:
+        c.add("ober_ocsp_stapling", True, "is set, but ober_tls_certificates is empty: no certificate to staple for")
+    for index, path in enumerate(tls if ocsp_stapling else []):
+        problem = ocsp_problem(path)
+        if problem:
+            c.add(f"ober_tls_certificates[{index}]", str(path), f"cannot be stapled (ober_ocsp_stapling): {problem}")
 
     metrics_bind = value(data, "ober_metrics_bind")
     if metrics_bind is not None:
@@ -606,6 +614,7 @@ def node_settings(
         maxconn=maxconn,
         pools=pools,
         hsts_max_age=hsts_max_age,
+        ocsp_stapling=ocsp_stapling,
         metrics_bind=metrics_bind,
         metrics_allow=metrics_allow,
     )

@@ -18,6 +18,8 @@ import ssl
 import subprocess
 from pathlib import Path
 
+from ober_health.ocsp import OcspError, responder_url, split_bundle
+
 _PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 EXPIRY_MARGIN_SECONDS = 0  # expired now; a warning window belongs in monitoring, not in a deploy gate
 
@@ -90,3 +92,17 @@ def public_part(path: Path) -> str:
     """The certificates of a bundle without its key: the copy a node keeps readable by everyone, so that the
     unprivileged ober-health can report the end date (the bundle itself is root's alone, mode 0600)."""
     return "".join(block + "\n" for block in _PEM_CERTIFICATE.findall(path.read_text(errors="replace")))
+
+
+def ocsp_problem(path: Path) -> str:
+    """Why the bundle's response cannot be fetched on a node ('' when it can): the certificate must name its OCSP
+    responder (Authority Information Access) and the bundle must carry its issuer (the chain), which the OCSP
+    request names and HAProxy needs to match the response to the certificate. The node's own functions
+    (ober_health/ocsp.py) decide, so the controller and `ober ocsp-update` cannot disagree."""
+    if len(_PEM_CERTIFICATE.findall(path.read_text(errors="replace"))) < 2:
+        return "no issuer certificate after the server's (the bundle's chain)"
+    try:
+        leaf, _issuer = split_bundle(path)
+    except OcspError as error:
+        return str(error)
+    return "" if responder_url(leaf) else "the certificate names no OCSP responder (no Authority Information Access)"

@@ -30,6 +30,8 @@ from ober_health import __version__
 from ober_health.checks import haproxy_command, read_stats
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from ober_health.drain import SETTLE_SECONDS, STALL_SECONDS, Sample, total_bytes_out, wait_sessions
+from ober_health.ocsp import update
+from ober_health.paths import PATHS
 from ober_health.stats import summarize
 from ober_health.status import (
     EXIT_CONFIG,
@@ -273,6 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.add_argument("--since", help="journalctl's --since (e.g. '10 min ago', '2025-01-01 12:00')")
     logs.set_defaults(func=cmd_logs, needs_config=False)
+    ocsp = sub.add_parser(
+        "ocsp-update",
+        help="fetch each TLS bundle's OCSP response and staple it in the running HAProxy (ober_ocsp_stapling)",
+        description="For each bundle of haproxy.cfg's `crt` lines that has a <bundle>.ocsp file (the deploy writes"
+        " it when ober_ocsp_stapling is on): when the stored response is past half its validity (or --force), ask"
+        " the responder the certificate names, verify the answer against the issuer, hand it to HAProxy over its"
+        " admin socket (`set ssl ocsp-response`, no reload) and store it in <bundle>.ocsp (a restart staples it at"
+        " once). A failed fetch keeps the last response. Run by ober-ocsp.timer. Exit 0 when every bundle is"
+        " current, 1 when one failed.",
+    )
+    ocsp.add_argument("--force", action="store_true", help="fetch every response, due or not")
+    ocsp.add_argument("--haproxy-config", default=PATHS.haproxy_config, help="(%(default)s)")
+    ocsp.add_argument("--admin-socket", default=PATHS.admin_socket, help="(%(default)s)")
+    ocsp.set_defaults(func=cmd_ocsp_update, needs_config=False)
     bgp = sub.add_parser(
         "test-bgp",
         help="exchange OPENs with each BGP peer and say what it answered (ExaBGP and HAProxy untouched)",
@@ -291,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     bgp.add_argument("--local-address", help="source address (default: the peer's local_address)")
     bgp.set_defaults(func=cmd_test_bgp)
     return parser
+
+
+def cmd_ocsp_update(args: argparse.Namespace) -> int:
+    return update(Path(args.haproxy_config), args.admin_socket, force=args.force)
 
 
 def main(argv: list[str] | None = None) -> int:

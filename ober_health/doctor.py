@@ -19,12 +19,13 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ober_health import certs
+from ober_health import certs, ocsp
 from ober_health.checks import check_http, inspect_drain_file
 from ober_health.config import Config
 from ober_health.paths import PATHS
@@ -429,7 +430,36 @@ def certificate_checks(haproxy_config: str, now: float | None = None) -> list[Ch
             else:
                 left = f", valid for {days:.0f} more day(s)" if days is not None else ""
                 checks.append(Check("certificates", PASS, f"{path}: certificate and key match{left}"))
+            stapled = ocsp_check(path, now)
+            if stapled is not None:
+                checks.append(stapled)
     return checks
+
+
+def ocsp_check(bundle: Path, now: float | None = None) -> Check | None:
+    """The OCSP response a restart of HAProxy would staple for `bundle` (`<bundle>.ocsp`, the one
+    `ober ocsp-update` last handed to HAProxy); None when stapling is off (no such file)."""
+    path = ocsp.companion(bundle)
+    try:
+        if not path.exists():
+            return None
+    except PermissionError:
+        return Check("certificates", SKIP, f"{path}: run ober doctor as root (the OCSP responses are root's)")
+    now = time.time() if now is None else now
+    fetch = "ober ocsp-update; journalctl -u ober-ocsp (the node must reach the responder the certificate names)"
+    response = ocsp.read_response(path)
+    if response.problem:
+        return Check("certificates", WARN, f"{path}: OCSP stapling on, but nothing stapled: {response.problem}", fetch)
+    said = ocsp.describe(response)
+    if response.status == "revoked":
+        renew = "replace the certificate (ober_tls_certificates) and " + DEPLOY
+        return Check("certificates", FAIL, f"{bundle}: its CA's OCSP responder says it is REVOKED ({said})", renew)
+    if response.next_update is not None and response.next_update <= now:
+        return Check("certificates", WARN, f"{path}: the OCSP response has ended ({said}): none is stapled", fetch)
+    if response.next_update is not None and response.next_update - now < ocsp.NEAR_EXPIRY_SECONDS:
+        hours = (response.next_update - now) / 3600
+        return Check("certificates", WARN, f"{path}: the stapled OCSP response ends in {hours:.1f} h ({said})", fetch)
+    return Check("certificates", PASS, f"{path}: OCSP response stapled ({said})")
 
 
 # ---- the backends (RGW) behind HAProxy

@@ -47,6 +47,9 @@ class NodePaths:
     tmpfiles_file: str = "/etc/tmpfiles.d/ober-haproxy.conf"
     haproxy_reload: str = "/opt/ober/haproxy-reload.sh"  # tasks/haproxy.py's reload, checked by `sh -n`
     haproxy_master_socket: str = "/run/haproxy-master.sock"  # the distribution's haproxy.service (-S)
+    # OCSP stapling (ober_ocsp_stapling): `ober ocsp-update`, hourly; the responses are <bundle>.ocsp in certs_dir
+    ocsp_unit: str = "/etc/systemd/system/ober-ocsp.service"
+    ocsp_timer: str = "/etc/systemd/system/ober-ocsp.timer"
     bfd_unit: str = "/etc/systemd/system/ober-bfdd.service"
     bfd_config: str = "/etc/frr/ober-bfdd.conf"  # bfdd reads it as user frr: not under /etc/ober (0750 ober)
     vip_interface: str = "ober0"
