@@ -107,12 +107,23 @@ class LabCa:
         serial = fields["serial"].strip()
         when = datetime.now(tz=UTC).strftime("%y%m%d%H%M%SZ") if revoked else ""
         line = f"{'R' if revoked else 'V'}\t{end}\t{when}\t{serial}\tunknown\t{subject.split('=', 1)[1].strip()}\n"
-        kept = [old for old in (self.index.read_text().splitlines(True) if self.index.exists() else [])]
+        kept = self.index.read_text().splitlines(True) if self.index.exists() else []
         self.index.write_text("".join(old for old in kept if old.split("\t")[3] != serial) + line)
 
     def revoke(self, name: str) -> None:
         """The certificate of `server_bundle(name, ...)` revoked in the CA's index (the responder re-reads it)."""
         self._record(self.workdir / f"{name}.crt", revoked=True)
+
+    def response(self, name: str, minutes: int, out: Path) -> Path:
+        """The DER response the responder would give for `server_bundle(name, ...)`'s certificate, valid
+        `minutes`, made offline (`openssl ocsp` answering a request file): what `<bundle>.ocsp` holds."""
+        request = self.workdir / f"{name}.ocsp-request"
+        run("openssl", "ocsp", "-issuer", str(self.certificate), "-cert", str(self.workdir / f"{name}.crt"),
+            "-no_nonce", "-reqout", str(request))  # fmt: skip
+        run("openssl", "ocsp", "-index", str(self.index), "-CA", str(self.certificate), "-rsigner",
+            str(self.certificate), "-rkey", str(self.key), "-reqin", str(request), "-nmin", str(minutes),
+            "-respout", str(out))  # fmt: skip
+        return out
 
     def responder_argv(self, port: int, minutes: int = 10) -> list[str]:
         """`openssl ocsp` answering for this CA on `port` (every address of the namespace it runs in: run it in

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lab.tlsca import LabCa
 from ober_deploy.render import render, template_data
 from ober_deploy.settings import InventoryError, node_settings
 from ober_health.paths import PATHS
@@ -22,7 +23,7 @@ from tests.deploy.support import HOST, VENV_BIN, make_chain, resolver, run, site
 
 DEBIAN_HAPROXY_UNIT = Path("/lib/systemd/system/haproxy.service")
 # "OK" on systemd's scale is below 5.0; what these units reach here (systemd 252) with a margin
-LIMITS = {"exabgp.service": 2.5, "ober-vips.service": 2.5, "haproxy.service": 4.0}
+LIMITS = {"exabgp.service": 2.5, "ober-vips.service": 2.5, "ober-ocsp.service": 2.5, "haproxy.service": 4.0}
 
 
 @pytest.mark.parametrize(
@@ -95,6 +96,8 @@ def test_every_unit_ober_installs_scores_ok_on_systemd_analyze_security(tmp_path
     exabgp = render_unit("exabgp.service.j2")
     (system / "exabgp.service").write_text(exabgp.replace(PATHS.venv, str(VENV_BIN.parent)))
     (system / "ober-vips.service").write_text(render_unit("ober-vips.service.j2"))
+    ocsp = render_unit("ober-ocsp.service.j2")
+    (system / "ober-ocsp.service").write_text(ocsp.replace(PATHS.venv, str(VENV_BIN.parent)))
     (system / "haproxy.service.d/ober.conf").write_text(render_unit("haproxy-ober.conf.j2"))
     for unit, limit in LIMITS.items():
         score, report = exposure(tmp_path, unit)
@@ -105,3 +108,48 @@ def test_every_unit_ober_installs_scores_ok_on_systemd_analyze_security(tmp_path
     score, _ = exposure(tmp_path, "haproxy.service")
     record_outcome("systemd-analyze security (offline, systemd here)", f"haproxy.service without the drop-in: {score}")
     assert score > LIMITS["haproxy.service"]
+
+
+# ---- OCSP stapling (ober_ocsp_stapling): off by default, checked on the controller before any node is touched
+
+
+def test_ocsp_stapling_is_off_by_default_and_must_be_a_boolean(tmp_path: Path) -> None:
+    ca = LabCa(tmp_path)
+    stapleable = str(ca.server_bundle("s3.lab.example", ["203.0.113.10"], ocsp_url="http://ocsp.lab.example/"))
+    tls = site_data(ober_tls_certificates=[stapleable])
+    assert node_settings(HOST, tls, resolver=resolver).ocsp_stapling is False
+    assert node_settings(HOST, tls | {"ober_ocsp_stapling": True}, resolver=resolver).ocsp_stapling is True
+    with pytest.raises(InventoryError) as error:
+        node_settings(HOST, tls | {"ober_ocsp_stapling": "yes"}, resolver=resolver)
+    assert error.value.problems == [f"{HOST}: ober_ocsp_stapling: 'yes' is not true or false"]
+
+
+def test_ocsp_stapling_names_the_bundle_it_cannot_staple(bundles: Bundles, tmp_path: Path) -> None:
+    """A certificate without an OCSP responder URL (AIA), a bundle without its issuer (the OCSP request names
+    it, HAProxy needs it to match the response), no TLS at all: each refused with key, value and why."""
+    with pytest.raises(InventoryError) as error:
+        node_settings(HOST, site_data(ober_ocsp_stapling=True), resolver=resolver)
+    assert error.value.problems == [
+        f"{HOST}: ober_ocsp_stapling: True is set, but ober_tls_certificates is empty: no certificate to staple for"
+    ]
+    chain = make_chain(tmp_path / "chain")  # issuer in the bundle, but no responder named
+    data = site_data(ober_tls_certificates=[str(chain["bundle"]), str(bundles.good)], ober_ocsp_stapling=True)
+    with pytest.raises(InventoryError) as error:
+        node_settings(HOST, data, resolver=resolver)
+    assert error.value.problems == [
+        f"{HOST}: ober_tls_certificates[0]: {str(chain['bundle'])!r} cannot be stapled (ober_ocsp_stapling): the"
+        " certificate names no OCSP responder (no Authority Information Access)",
+        f"{HOST}: ober_tls_certificates[1]: {str(bundles.good)!r} cannot be stapled (ober_ocsp_stapling): no issuer"
+        " certificate after the server's (the bundle's chain)",
+    ]
+
+
+def test_ocsp_units_only_with_the_option_and_removed_by_the_uninstall() -> None:
+    """ober-ocsp.service runs `ober ocsp-update` from the venv; its timer and it are ober's own paths, so the
+    uninstall removes them (and its script stops the timer first)."""
+    unit = render_unit("ober-ocsp.service.j2")
+    assert f"ExecStart={PATHS.venv}/bin/ober ocsp-update" in unit
+    assert f"ReadWritePaths={PATHS.certs_dir}" in unit
+    owned = PATHS.owned()
+    assert owned.covers(PATHS.ocsp_unit) and owned.covers(PATHS.ocsp_timer)
+    assert "ober-ocsp.timer ober-ocsp.service" in render_unit("ober-uninstall.sh.j2")

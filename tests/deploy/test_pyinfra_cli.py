@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from lab.tlsca import LabCa
 from ober_deploy.kernel import SYSCTLS
 from ober_deploy.wheels import WheelSet
 from ober_health.paths import PATHS
@@ -468,3 +469,37 @@ def test_the_uninstall_removes_every_path_the_deploy_writes(tmp_path: Path, rhel
     restore = shell.index("sh /run/ober-uninstall.sh restore")
     first_rm = next(i for i, c in enumerate(shell) if c.startswith(("rm -f ", "rm -rf ")))
     assert stop < first_rm and max(i for i, c in enumerate(shell) if c.startswith("rm -")) < restore
+
+
+# ---- OCSP stapling (ober_ocsp_stapling)
+
+
+def test_ocsp_stapling_plans_the_response_files_before_the_reload_and_the_timer_after_the_roll(tmp_path: Path) -> None:
+    """With the option: each bundle gets its empty `<bundle>.ocsp` (0600) before the one reload (HAProxy then
+    staples for it), ober-ocsp's units go up after ExaBGP's roll (the venv they name holds this run's `ober`),
+    the timer is enabled and the first fetch runs through the unit; every file is ober's own (the uninstall
+    removes it). Without the option (the other plans) none of it."""
+    bundle = LabCa(tmp_path / "ca").server_bundle("s3.lab.example", ["203.0.113.10"], "http://ocsp.lab.example/")
+    facts = node_facts(DEBIAN12, "2", "524288", "", "\n2.6.12-1+deb12u4\n")
+    plan = dry_run(tmp_path, facts, {"ober_tls_certificates": [str(bundle)], "ober_ocsp_stapling": True})
+    assert plan.code == 0, plan.output
+    shell = plan.shell()
+    response = f"{PATHS.certs_dir}/{bundle.name}.ocsp"
+    touch = next(i for i, c in enumerate(shell) if c.startswith("touch ") and response in c)
+    emptied = next(i for i, c in enumerate(shell) if c == f": > {response}")  # the bundle is new: any old one out
+    reload = shell.index(RELOAD)
+    roll = next(i for i, c in enumerate(shell) if "systemctl stop exabgp.service" in c)
+    first_fetch = next(i for i, c in enumerate(shell) if c.startswith("systemctl start ober-ocsp.service"))
+    assert emptied < reload and touch < reload < roll < first_fetch
+    assert any(f"chmod 600 {response}" in c for c in shell)
+    uploads = plan.uploads()
+    assert {PATHS.ocsp_unit, PATHS.ocsp_timer} <= set(uploads)
+    assert "systemctl enable ober-ocsp.timer" in shell
+    owned = PATHS.owned()
+    assert [dest for dest in uploads if not dest.endswith(".ober-new") and not owned.covers(dest)] == []
+    assert owned.covers(response)
+
+
+def test_without_ocsp_stapling_no_response_file_and_no_timer(debian: Plan) -> None:
+    assert not [c for c in debian.shell() if "ocsp" in c]
+    assert not [dest for dest in debian.uploads() if "ocsp" in dest]

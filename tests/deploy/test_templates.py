@@ -82,6 +82,8 @@ TEMPLATES = (
     "sysctl.conf.j2",
     "watchdog.conf.j2",
     "exabgp.env.j2",
+    "ober-ocsp.service.j2",
+    "ober-ocsp.timer.j2",
 )
 
 
@@ -116,6 +118,8 @@ def render_node(ober: NodeSettings, data: dict[str, Any], tmp: Path) -> Rendered
         "exabgp.service.j2": tmp / "exabgp.service",
         "ober-vips.service.j2": tmp / "ober-vips.service",
         "ober-bfdd.service.j2": tmp / "ober-bfdd.service",
+        "ober-ocsp.service.j2": tmp / "ober-ocsp.service",
+        "ober-ocsp.timer.j2": tmp / "ober-ocsp.timer",
     }
     for template, path in files.items():
         path.write_text(render_for(template, ober, paths))
@@ -588,7 +592,7 @@ def test_vips_script_puts_the_vips_on_and_takes_dropped_ones_off(tmp_path: Path)
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
 def test_units_pass_systemd_analyze_verify(node: Rendered) -> None:
-    units = [node.tmp / "exabgp.service", node.tmp / "ober-vips.service"]
+    units = [node.tmp / "exabgp.service", node.tmp / "ober-vips.service", node.tmp / "ober-ocsp.timer"]
     if node.ober.bfd:
         units.append(node.tmp / "ober-bfdd.service")
     result = run(["systemd-analyze", "verify", *map(str, units)])
