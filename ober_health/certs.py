@@ -52,11 +52,14 @@ def crt_paths(haproxy_cfg: str) -> list[str]:
 
 
 def bundles_in(crt: str) -> list[Path]:
-    """The PEM files HAProxy loads for one `crt` argument: the file itself, or each bundle in the directory."""
+    """The PEM files HAProxy loads for one `crt` argument: the file itself, or each bundle in the directory
+    (HAProxy skips the companions and files starting with a dot, such as `ober ocsp-update`'s temporary file)."""
     path = Path(crt)
     if not path.is_dir():
         return [path]
-    return sorted(p for p in path.iterdir() if p.is_file() and not p.name.endswith(COMPANIONS))
+    return sorted(
+        p for p in path.iterdir() if p.is_file() and not p.name.endswith(COMPANIONS) and not p.name.startswith(".")
+    )
 
 
 def not_after(path: Path) -> float | None:

@@ -193,7 +193,7 @@ def _openssl_says(text: str) -> str:
 def store(bundle: Path, der: bytes) -> None:
     """`<bundle>.ocsp` replaced whole (a restart of HAProxy staples it at once), root's alone as the bundle."""
     target = companion(bundle)
-    temporary = target.with_name(f".{target.name}.tmp")
+    temporary = target.with_name(f".{target.name}.tmp")  # a dot: HAProxy's crt directory loading skips it
     temporary.write_bytes(der)
     os.chmod(temporary, 0o600)
     os.replace(temporary, target)

@@ -503,3 +503,20 @@ def test_ocsp_stapling_plans_the_response_files_before_the_reload_and_the_timer_
 def test_without_ocsp_stapling_no_response_file_and_no_timer(debian: Plan) -> None:
     assert not [c for c in debian.shell() if "ocsp" in c]
     assert not [dest for dest in debian.uploads() if "ocsp" in dest]
+
+
+def test_a_certificate_rotation_with_ocsp_stapling_fetches_the_new_response_after_its_reload(tmp_path: Path) -> None:
+    """`pyinfra INVENTORY tasks/tls.py`: the new bundle, its response file emptied (the one held is the old
+    certificate's), the reload, then the first fetch through ober-ocsp.service: no second reload."""
+    bundle = LabCa(tmp_path / "ca").server_bundle("s3.lab.example", ["203.0.113.10"], "http://ocsp.lab.example/")
+    facts = node_facts(DEBIAN12, "2", "524288", "", "\n2.6.12-1+deb12u4\n")
+    data = {"ober_tls_certificates": [str(bundle)], "ober_ocsp_stapling": True}
+    plan = dry_run(tmp_path, facts, data, deploy_file="tasks/tls.py")
+    assert plan.code == 0, plan.output
+    shell = plan.shell()
+    response = f"{PATHS.certs_dir}/{bundle.name}.ocsp"
+    assert shell.count(RELOAD) == 1
+    emptied, reload = shell.index(f": > {response}"), shell.index(RELOAD)
+    first_fetch = next(i for i, c in enumerate(shell) if c.startswith("systemctl start ober-ocsp.service"))
+    assert emptied < reload < first_fetch
+    assert not [c for c in shell if "exabgp" in c]
