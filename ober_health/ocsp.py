@@ -235,12 +235,17 @@ def update(haproxy_config: Path, admin_socket: str, force: bool = False, now: fl
                 continue
             try:
                 der, response = fetch(bundle)
-                push(admin_socket, der)
-                store(bundle, der)
+                store(bundle, der)  # verified: what a restart staples, even if the running HAProxy refuses it now
             except (OcspError, OSError) as exc:
                 failed += 1
                 kept = f"kept the last response ({describe(held)})" if not held.problem else held.problem
                 print(f"{bundle.name}: OCSP update failed: {exc}; {kept}", file=sys.stderr)
+                continue
+            try:
+                push(admin_socket, der)
+            except OcspError as exc:
+                failed += 1
+                print(f"{bundle.name}: fetched and stored ({describe(response)}), not stapled: {exc}", file=sys.stderr)
                 continue
             print(f"{bundle.name}: stapled ({describe(response)})")
     return 1 if failed else 0

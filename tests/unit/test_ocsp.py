@@ -71,3 +71,8 @@ def test_openssl_errors_in_one_line() -> None:
         "4027ADB2057F0000:error:10000067:BIO routines:BIO_connect:connect error:../crypto/bio/bio_sock2.c:119:\n"
     )
     assert ocsp._openssl_says(said) == "Error querying OCSP responder (Connection refused; connect error)"
+
+
+def test_a_haproxy_that_does_not_answer_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ocsp.OcspError, match=r"HAProxy's admin socket .*admin.sock: No such file or directory"):
+        ocsp.push(str(tmp_path / "admin.sock"), b"response")
