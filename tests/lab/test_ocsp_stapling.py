@@ -11,11 +11,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lab.frontend import Frontend, inventory
-from lab.procs import netns_exec, wait_for
+from lab.frontend import Frontend, inventory, render_config
+from lab.procs import netns_exec, run, wait_for
+from lab.rootfs import ensure_unpacked, node_image
 from lab.tlsca import LabCa
 from ober_health import ocsp
 from ober_health.doctor import FAIL, PASS, ocsp_check
@@ -41,9 +43,36 @@ def bundles(ca: LabCa) -> list[str]:
     return [str(ca.workdir / f"{GOOD}.pem"), str(ca.workdir / f"{REVOKED}.pem")]
 
 
-def frontend(tmp_path: Path, ca: LabCa, stapling: bool) -> Frontend:
+class Debian13Frontend(Frontend):
+    """The same frontend with Debian 13's HAProxy 3.0 (this machine has 2.6): HAProxy chrooted into the lab's
+    Debian 13 node image (read-only: the workdir is mounted at /mnt and HAProxy's chroot on a tmpfs, in a
+    private mount namespace), with the config a 3.0 node gets."""
+
+    SEEN_AS = Path("/mnt")
+
+    def __init__(self, workdir: Path, prefix: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(workdir, prefix, data)
+        self.root = ensure_unpacked(node_image("trixie"))
+
+    def render(self) -> str:
+        version = run("chroot", str(self.root), "haproxy", "-v").stdout
+        assert "version 3.0" in version, version
+        return render_config(self.settings, self.workdir, self.SEEN_AS, version)
+
+    def start_haproxy(self) -> None:
+        script = (
+            'mount --bind "$1" "$2/mnt" && mount -t tmpfs tmpfs "$2/var/lib/haproxy" && '
+            'mkdir "$2/var/lib/haproxy/dev" && touch "$2/var/lib/haproxy/dev/log" && '
+            'mount --bind "$3" "$2/var/lib/haproxy/dev/log" && exec chroot "$2" haproxy -W -db -f /mnt/haproxy.cfg'
+        )
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+        argv += [str(self.workdir), str(self.root), str(self.log_socket)]
+        self.supervisor.start("haproxy", argv, netns=self.node)
+
+
+def frontend(tmp_path: Path, ca: LabCa, stapling: bool, kind: type[Frontend] = Frontend) -> Frontend:
     data = inventory(ober_tls_certificates=bundles(ca), ober_ocsp_stapling=stapling)
-    fe = Frontend(tmp_path / "fe", prefix=unique_prefix("oc"), data=data).up()
+    fe = kind(tmp_path / "fe", prefix=unique_prefix("oc"), data=data).up()
     # responses valid a week, as public CAs give them (`ober doctor` warns for one ending within 12 h)
     fe.supervisor.start("ocsp-responder", ca.responder_argv(RESPONDER_PORT, minutes=7 * 24 * 60), netns=fe.node)
     return fe
@@ -64,8 +93,15 @@ def stapled(fe: Frontend, name: str) -> str:
 
 def ocsp_update(fe: Frontend, *args: str) -> subprocess.CompletedProcess[str]:
     """`ober ocsp-update` on the node (its namespace: the responder on its loopback), with the lab's paths."""
-    argv = [OBER, "ocsp-update", "--haproxy-config", str(fe.config), "--admin-socket", str(fe.workdir / "admin.sock")]
-    return subprocess.run(netns_exec(fe.node, *argv, *args), capture_output=True, text=True, timeout=60, check=False)
+    if isinstance(fe, Debian13Frontend):  # its haproxy.cfg names the files as HAProxy sees them: under /mnt
+        script = 'mount --bind "$1" /mnt && shift && exec "$@"'
+        node = [*netns_exec(fe.node, "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh")]
+        node += [str(fe.workdir), OBER, "ocsp-update", "--haproxy-config", "/mnt/haproxy.cfg"]
+        node += ["--admin-socket", "/mnt/admin.sock"]
+    else:
+        node = netns_exec(fe.node, OBER, "ocsp-update", "--haproxy-config", str(fe.config))
+        node += ["--admin-socket", str(fe.workdir / "admin.sock")]
+    return subprocess.run([*node, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def responder_listening(fe: Frontend) -> bool:
@@ -130,5 +166,22 @@ def test_without_the_option_nothing_is_stapled(tmp_path: Path, ca: LabCa) -> Non
         assert (update.returncode, update.stdout, update.stderr) == (0, "", "")
         assert stapled(fe, GOOD) == "no response sent"
         assert not list((fe.workdir / "certs").glob("*.ocsp"))
+    finally:
+        fe.down()
+
+
+def test_haproxy_3_0_of_debian_13_staples_the_same_way(tmp_path: Path, ca: LabCa) -> None:
+    """The same files and the same admin command on Debian 13's HAProxy 3.0: the empty `<bundle>.ocsp` turns
+    stapling on, `set ssl ocsp-response` fills it without a reload, good and revoked as the responder says."""
+    fe = frontend(tmp_path, ca, stapling=True, kind=Debian13Frontend)
+    try:
+        wait_for(lambda: responder_listening(fe), timeout=10, what="the lab CA's OCSP responder")
+        master, workers = fe.supervisor.pid("haproxy"), fe.workers()
+        assert stapled(fe, GOOD) == "no response sent"
+        update = ocsp_update(fe)
+        assert update.returncode == 0, update.stderr
+        assert stapled(fe, GOOD) == "OCSP Response Status: successful (0x0); Cert Status: good"
+        assert stapled(fe, REVOKED) == "OCSP Response Status: successful (0x0); Cert Status: revoked"
+        assert (fe.supervisor.pid("haproxy"), fe.workers()) == (master, workers)
     finally:
         fe.down()
