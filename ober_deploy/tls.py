@@ -12,15 +12,14 @@ the `openssl` command, which every controller that handles certificates has.
 
 from __future__ import annotations
 
-import re
 import shutil
 import ssl
 import subprocess
 from pathlib import Path
 
+from ober_health.ocsp import PEM_CERTIFICATE as _PEM_CERTIFICATE
 from ober_health.ocsp import OcspError, responder_url, split_bundle
 
-_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 EXPIRY_MARGIN_SECONDS = 0  # expired now; a warning window belongs in monitoring, not in a deploy gate
 
 

@@ -38,7 +38,7 @@ FETCH_TIMEOUT = 20  # seconds for one responder's answer
 # close to its nextUpdate, so a responder outage of hours does not leave a stale staple
 REFRESH_MARGIN_SECONDS = 6 * 3600
 NEAR_EXPIRY_SECONDS = 12 * 3600  # `ober doctor` warns when the stapled response ends sooner
-_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 _TIME_FORMAT = "%b %d %H:%M:%S %Y %Z"
 
 
@@ -122,14 +122,14 @@ def read_response(path: Path) -> Response:
 def split_bundle(bundle: Path) -> tuple[str, str]:
     """(the server's certificate, its issuer) as PEM: the issuer is the bundle's second certificate, else
     `<bundle>.issuer` (as HAProxy finds it)."""
-    certificates = _PEM_CERTIFICATE.findall(bundle.read_text(errors="replace"))
+    certificates = PEM_CERTIFICATE.findall(bundle.read_text(errors="replace"))
     if not certificates:
         raise OcspError("no certificate in the bundle")
     if len(certificates) > 1:
         return certificates[0] + "\n", certificates[1] + "\n"
     issuer = Path(str(bundle) + ISSUER_SUFFIX)
     if issuer.exists():
-        found = _PEM_CERTIFICATE.findall(issuer.read_text(errors="replace"))
+        found = PEM_CERTIFICATE.findall(issuer.read_text(errors="replace"))
         if found:
             return certificates[0] + "\n", found[0] + "\n"
     raise OcspError(f"no issuer certificate (neither in the chain nor in {issuer.name})")
@@ -253,6 +253,7 @@ def update(haproxy_config: Path, admin_socket: str, force: bool = False, now: fl
 
 __all__ = [
     "NEAR_EXPIRY_SECONDS",
+    "PEM_CERTIFICATE",
     "OcspError",
     "Response",
     "companion",
