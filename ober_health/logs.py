@@ -5,7 +5,7 @@
   its lines are in that unit's journal, each starting with `ober-health[PID]:` (a pattern tells them apart)
 - haproxy: haproxy.service (its start, reloads, alerts, server state changes, and the traffic log it
   sends to /dev/log)
-- all: every unit ober runs (the two above, the VIPs' unit and bfdd when deployed)
+- all: every unit ober runs (the two above, the VIPs' unit, bfdd and ober-ocsp when deployed)
 
 The command is journalctl's: `-n`, `-f` and the exit code are its own.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 EXABGP_UNIT = "exabgp.service"
 HAPROXY_UNIT = "haproxy.service"
-OTHER_UNITS = ("ober-vips.service", "ober-bfdd.service")
+OTHER_UNITS = ("ober-vips.service", "ober-bfdd.service", "ober-ocsp.service")
 HEALTH_PREFIX = "ober-health"  # ober_health.main's log format: `ober-health[PID]: message`
 
 SERVICES = ("all", "bgp", "health", "haproxy")
