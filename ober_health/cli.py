@@ -30,7 +30,7 @@ from ober_health import __version__
 from ober_health.checks import haproxy_command, read_stats
 from ober_health.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from ober_health.drain import SETTLE_SECONDS, STALL_SECONDS, Sample, total_bytes_out, wait_sessions
-from ober_health.ocsp import update
+from ober_health.ocsp import FETCH_TIMEOUT, update
 from ober_health.paths import PATHS
 from ober_health.stats import summarize
 from ober_health.status import (
@@ -286,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
         " current, 1 when one failed.",
     )
     ocsp.add_argument("--force", action="store_true", help="fetch every response, due or not")
+    ocsp.add_argument(
+        "--timeout", type=float, default=FETCH_TIMEOUT, help="seconds for each responder's answer (%(default)s)"
+    )
     ocsp.add_argument("--haproxy-config", default=PATHS.haproxy_config, help="(%(default)s)")
     ocsp.add_argument("--admin-socket", default=PATHS.admin_socket, help="(%(default)s)")
     ocsp.set_defaults(func=cmd_ocsp_update, needs_config=False)
@@ -310,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_ocsp_update(args: argparse.Namespace) -> int:
-    return update(Path(args.haproxy_config), args.admin_socket, force=args.force)
+    return update(Path(args.haproxy_config), args.admin_socket, force=args.force, timeout=args.timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

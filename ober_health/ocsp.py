@@ -216,9 +216,16 @@ def describe(response: Response) -> str:
     return f"{response.status}, next update {end}"
 
 
-def update(haproxy_config: Path, admin_socket: str, force: bool = False, now: float | None = None) -> int:
+def update(
+    haproxy_config: Path,
+    admin_socket: str,
+    force: bool = False,
+    now: float | None = None,
+    timeout: float = FETCH_TIMEOUT,
+) -> int:
     """Fetch and staple each bundle of haproxy.cfg's `crt` lines that has a `<bundle>.ocsp` (stapling on) and
-    whose response is due (all with `force`). Exit 0 when every one is current, 1 when one failed."""
+    whose response is due (all with `force`). Exit 0 when every one is current, 1 when one failed. `timeout`
+    bounds each responder's answer (OpenSSL 3 retries a refused connection until then)."""
     try:
         text = haproxy_config.read_text()
     except OSError as exc:
@@ -234,7 +241,7 @@ def update(haproxy_config: Path, admin_socket: str, force: bool = False, now: fl
                 print(f"{bundle.name}: kept ({describe(held)})")
                 continue
             try:
-                der, response = fetch(bundle)
+                der, response = fetch(bundle, timeout)
                 store(bundle, der)  # verified: what a restart staples, even if the running HAProxy refuses it now
             except (OcspError, OSError) as exc:
                 failed += 1
@@ -252,6 +259,7 @@ def update(haproxy_config: Path, admin_socket: str, force: bool = False, now: fl
 
 
 __all__ = [
+    "FETCH_TIMEOUT",
     "NEAR_EXPIRY_SECONDS",
     "PEM_CERTIFICATE",
     "OcspError",
