@@ -14,7 +14,8 @@ from ober_deploy.plan import current_platform, current_settings
 
 ober = current_settings()
 platform = current_platform()
-wanted = list(platform.packages) + (["frr"] if ober.bfd else [])
+# ober_ocsp_stapling: `ober ocsp-update` runs the `openssl` command (on Debian already there: ca-certificates needs it)
+wanted = list(platform.packages) + (["frr"] if ober.bfd else []) + (["openssl"] if ober.ocsp_stapling else [])
 
 if platform.package_manager == "apt":
     if ober.haproxy_repository:

@@ -495,6 +495,7 @@ def test_ocsp_stapling_plans_the_response_files_before_the_reload_and_the_timer_
     uploads = plan.uploads()
     assert {PATHS.ocsp_unit, PATHS.ocsp_timer} <= set(uploads)
     assert "systemctl enable ober-ocsp.timer" in shell
+    assert any("apt-get" in c and " openssl" in c for c in shell)  # `ober ocsp-update` runs it
     owned = PATHS.owned()
     assert [dest for dest in uploads if not dest.endswith(".ober-new") and not owned.covers(dest)] == []
     assert owned.covers(response)
