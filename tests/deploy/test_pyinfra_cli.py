@@ -479,7 +479,9 @@ def test_ocsp_stapling_plans_the_response_files_before_the_reload_and_the_timer_
     staples for it), ober-ocsp's units go up after ExaBGP's roll (the venv they name holds this run's `ober`),
     the timer is enabled and the first fetch runs through the unit; every file is ober's own (the uninstall
     removes it). Without the option (the other plans) none of it."""
-    bundle = LabCa(tmp_path / "ca").server_bundle("s3.lab.example", ["203.0.113.10"], "http://ocsp.lab.example/")
+    bundle = LabCa(tmp_path / "ca").server_bundle(
+        "s3.lab.example", ["203.0.113.10"], ocsp_url="http://ocsp.lab.example/"
+    )
     facts = node_facts(DEBIAN12, "2", "524288", "", "\n2.6.12-1+deb12u4\n")
     plan = dry_run(tmp_path, facts, {"ober_tls_certificates": [str(bundle)], "ober_ocsp_stapling": True})
     assert plan.code == 0, plan.output
@@ -509,7 +511,9 @@ def test_without_ocsp_stapling_no_response_file_and_no_timer(debian: Plan) -> No
 def test_a_certificate_rotation_with_ocsp_stapling_fetches_the_new_response_after_its_reload(tmp_path: Path) -> None:
     """`pyinfra INVENTORY tasks/tls.py`: the new bundle, its response file emptied (the one held is the old
     certificate's), the reload, then the first fetch through ober-ocsp.service: no second reload."""
-    bundle = LabCa(tmp_path / "ca").server_bundle("s3.lab.example", ["203.0.113.10"], "http://ocsp.lab.example/")
+    bundle = LabCa(tmp_path / "ca").server_bundle(
+        "s3.lab.example", ["203.0.113.10"], ocsp_url="http://ocsp.lab.example/"
+    )
     facts = node_facts(DEBIAN12, "2", "524288", "", "\n2.6.12-1+deb12u4\n")
     data = {"ober_tls_certificates": [str(bundle)], "ober_ocsp_stapling": True}
     plan = dry_run(tmp_path, facts, data, deploy_file="tasks/tls.py")
