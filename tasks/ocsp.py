@@ -8,16 +8,36 @@ that certificate, as without the option, and `ober doctor` and the unit's journa
 the units are stopped and removed.
 """
 
+import hashlib
+
 from pyinfra.context import host
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, Sha1File
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ober_deploy.plan import current_settings
 from ober_deploy.render import template_data
+from ober_health.ocsp import companion
 from ober_health.paths import PATHS
 
 ober = current_settings()
+
+
+def responses_wanting_a_fetch() -> bool:
+    """True when this run uploads a bundle (new or changed: tasks/haproxy.py empties its response file) or a
+    response file is missing or empty on the node: then the first fetch runs now, not at the next timer.
+    Otherwise the hourly timer keeps the responses fresh, and a re-run changes nothing (`server.shell` always
+    counts as a change)."""
+    for bundle in ober.tls_certificates:
+        live = f"{PATHS.certs_dir}/{bundle.name}"
+        if host.get_fact(Sha1File, path=live) != hashlib.sha1(bundle.read_bytes()).hexdigest():
+            return True
+        response = host.get_fact(File, path=str(companion(live)))
+        if not response or not response.get("size"):
+            return True
+    return False
+
+
 if ober.ocsp_stapling:
     service = files.template(
         name="ober-ocsp.service (fetch the OCSP responses, hand them to HAProxy)",
@@ -35,12 +55,15 @@ if ober.ocsp_stapling:
     )
     systemd.daemon_reload(name="systemd reads ober-ocsp's units", _if=any_changed(service, timer))
     systemd.service(name="ober-ocsp.timer running and enabled", service="ober-ocsp.timer", running=True, enabled=True)
+    units_changed = any_changed(service, timer)
+    wanted = responses_wanting_a_fetch()
     server.shell(
         name="OCSP responses fetched and stapled now (ober-ocsp.service; a failure leaves them to the timer)",
         commands=[
             "systemctl start ober-ocsp.service || echo 'ober-ocsp: a response was not fetched:"
             " journalctl -u ober-ocsp; the timer retries hourly' >&2"
         ],
+        _if=lambda: wanted or units_changed(),
     )
 elif host.get_fact(File, path=PATHS.ocsp_timer) is not None or host.get_fact(File, path=PATHS.ocsp_unit):
     server.shell(
