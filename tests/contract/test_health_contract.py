@@ -1103,6 +1103,7 @@ def test_a_maintenance_path_that_is_a_directory_is_a_clear_error_everywhere(star
     assert program.next_lines(2) == [WITHDRAW_V4, WITHDRAW_V6]  # present: drained, the safe side
     reason = f"{program.files.maintenance} is a directory, not a drain file"
     wait_for(lambda: reason in program.state()["drain_reason"], "the reason in the state")
+    program.assert_quiet()  # the change's log lines (drain, problem, each VIP's withdraw) are all read by now
     said = sum(reason in line for line in program.stderr)
     program.assert_quiet()
     assert said == sum(reason in line for line in program.stderr), "logged when it changed, not every loop"

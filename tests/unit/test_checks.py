@@ -45,10 +45,20 @@ TIMEOUT = 0.5
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket is held until all are chosen (one at a time, the kernel may
+    hand the same port out twice, and a backend that cannot bind never comes UP)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -153,7 +163,7 @@ defaults
 @pytest.fixture
 def haproxy(tmp_path: Path) -> Iterator[Haproxy]:
     assert HAPROXY is not None
-    health_port, backend_port, dead_port = free_port(), free_port(), free_port()
+    health_port, backend_port, dead_port = free_ports(3)
     socket_path = str(tmp_path / "haproxy.sock")
     config = tmp_path / "haproxy.cfg"
     config.write_text(
@@ -184,7 +194,8 @@ backend be_none
     try:
         instance.start_backend()
         wait_for(lambda: read_stats(socket_path, 1.0)[0] is not None, "HAProxy's stats socket")
-        wait_for(lambda: instance.status("be_app", "s1") == "UP", "be_app/s1 UP")
+        # a loaded machine (CI runs this after the fleet) starts Python's http.server slowly: a setup bound
+        wait_for(lambda: instance.status("be_app", "s1") == "UP", "be_app/s1 UP", timeout=30)
         yield instance
     finally:
         instance.stop_backend()
