@@ -128,7 +128,7 @@ def client(fleet: Fleet) -> Callable[[], ClientResult]:
 # Faults that restart ExaBGP are spaced by SPACING, as failures in life are. When exabgp.service was bound to
 # haproxy.service (BindsTo=) with systemd's default start limit, two kills 4.5 s apart left it
 # `start-limit-hit` and the node withdrawn for good in this benchmark's first run; the unit is PartOf= with
-# StartLimitIntervalSec=0 since (tests/fleet/test_fleet.py kills HAProxy twice in a row); the spacing stays.
+# StartLimitIntervalSec=0 since, but a kill during systemd's restart can still leave ExaBGP inactive.
 SPACING = 12.0
 
 

@@ -75,21 +75,6 @@ def test_haproxy_killed_its_next_hops_leave_and_return_after_systemd_restarts_it
     assert after and after != before, f"systemd did not restart HAProxy on {node.name} ({before} -> {after})"
 
 
-def test_haproxy_crashing_again_as_systemd_restarts_it_the_node_still_returns(fleet: Fleet) -> None:
-    """HAProxy SIGKILLed, then again the moment systemd has restarted it (ExaBGP is being restarted with it):
-    with systemd's default start limit, two crashes 4.5 s apart once left exabgp.service start-limit-hit
-    (bench/failures.py) and the node withdrawn until someone came. Now the node returns on its own."""
-    node = first_node(fleet)
-    first = node.main_pid(HAPROXY)
-    node.ssh("systemctl", "kill", "-s", "KILL", HAPROXY)
-    wait_for(lambda: node.main_pid(HAPROXY) not in (0, first), timeout=10, what="systemd to restart HAProxy")
-    node.ssh("systemctl", "kill", "-s", "KILL", HAPROXY)
-    wait_node_gone(fleet, node, timeout=10)
-    record_figure("fleet: HAProxy crashed twice in a row -> next hops back", fleet.wait_routes(timeout=30))
-    state = node.ssh("systemctl", "show", "-p", "ActiveState,Result", EXABGP, check=False).stdout.split()
-    assert sorted(state) == ["ActiveState=active", "Result=success"], state
-
-
 def test_hung_health_program_watchdog_restarts_exabgp_and_routes_leave_meanwhile(fleet: Fleet) -> None:
     node = first_node(fleet)
     exabgp_before = node.main_pid(EXABGP)
